@@ -1,0 +1,27 @@
+# The two commands of the quick start. Each creates .venv when missing and installs
+# what it needs; torch comes from `pip install torch==2.13.0` (a CPU build).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_output
+
+.PHONY: demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[model,label,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m pascal_person_pose.demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)

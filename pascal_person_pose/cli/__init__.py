@@ -1,0 +1,34 @@
+"""`ppp`: the command line. Thin: each job's module parses options, calls the library and
+prints. Bad input (``InputError``, ``click.UsageError``) ends with one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pascal_person_pose.errors import InputError
+from pascal_person_pose.cli import benchmark, data, inspect, label, synth
+
+JOB_MODULES = (synth, data, inspect, benchmark, label)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pascal-person-pose")
+def main() -> None:
+    """PASCAL-Person-Part with 14 joints: download, prepare, inspect, score, label."""
+
+
+for _module in JOB_MODULES:
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

@@ -1,0 +1,161 @@
+"""The single source of truth for joints, part classes and the skeleton (DESIGN section 2).
+
+Three tables of records, as cityscapesScripts' ``labels.py`` does for its labels; every
+lookup below is derived from them, so no other module spells a joint or part list.
+
+Left and right are the person's own left and right (see ``sources.pose_mat`` for the
+``side_order`` option that maps the upstream files onto this convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Part:
+    id: int
+    name: str
+    title: str  # column title in the paper's Table 3
+    colour: tuple[int, int, int]  # the VOC palette colour of the label id
+    gray: int  # the grayscale rendering of that colour found in some releases
+    fine_parts: tuple[str, ...]  # PASCAL-Part fine part names merged into this class
+
+
+@dataclass(frozen=True)
+class Joint:
+    index: int
+    name: str
+    parts: tuple[str, ...]  # part classes a joint lies on or between
+    flip: str  # the joint's mirror partner (itself for the centre line)
+    colour: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Edge:
+    a: str
+    b: str
+    part: str  # the part class a bone lies in
+
+
+IGNORE_LABEL = 255
+
+PARTS: tuple[Part, ...] = (
+    Part(0, "background", "Background", (0, 0, 0), 0, ()),
+    Part(1, "head", "Head", (128, 0, 0), 38,
+         ("head", "hair", "leye", "reye", "lear", "rear", "lebrow", "rebrow", "nose", "mouth")),
+    Part(2, "torso", "Torso", (0, 128, 0), 75, ("torso", "neck")),
+    Part(3, "upper_arm", "U-arms", (128, 128, 0), 113, ("luarm", "ruarm")),
+    Part(4, "lower_arm", "L-arms", (0, 0, 128), 14, ("llarm", "rlarm", "lhand", "rhand")),
+    Part(5, "upper_leg", "U-legs", (128, 0, 128), 52, ("luleg", "ruleg")),
+    Part(6, "lower_leg", "L-legs", (0, 128, 128), 89, ("llleg", "rlleg", "lfoot", "rfoot")),
+)
+
+JOINTS: tuple[Joint, ...] = (
+    Joint(0, "forehead", ("head",), "forehead", (255, 0, 85)),
+    Joint(1, "neck", ("head", "torso"), "neck", (255, 0, 0)),
+    Joint(2, "r_shoulder", ("torso", "upper_arm"), "l_shoulder", (255, 85, 0)),
+    Joint(3, "r_elbow", ("upper_arm", "lower_arm"), "l_elbow", (255, 170, 0)),
+    Joint(4, "r_wrist", ("lower_arm",), "l_wrist", (255, 255, 0)),
+    Joint(5, "r_hip", ("torso", "upper_leg"), "l_hip", (0, 255, 85)),
+    Joint(6, "r_knee", ("upper_leg", "lower_leg"), "l_knee", (0, 255, 170)),
+    Joint(7, "r_ankle", ("lower_leg",), "l_ankle", (0, 255, 255)),
+    Joint(8, "l_shoulder", ("torso", "upper_arm"), "r_shoulder", (170, 255, 0)),
+    Joint(9, "l_elbow", ("upper_arm", "lower_arm"), "r_elbow", (85, 255, 0)),
+    Joint(10, "l_wrist", ("lower_arm",), "r_wrist", (0, 255, 0)),
+    Joint(11, "l_hip", ("torso", "upper_leg"), "r_hip", (0, 170, 255)),
+    Joint(12, "l_knee", ("upper_leg", "lower_leg"), "r_knee", (0, 85, 255)),
+    Joint(13, "l_ankle", ("lower_leg",), "r_ankle", (0, 0, 255)),
+)
+
+SKELETON: tuple[Edge, ...] = (
+    Edge("forehead", "neck", "head"),
+    Edge("neck", "r_shoulder", "torso"),
+    Edge("neck", "l_shoulder", "torso"),
+    Edge("r_shoulder", "r_elbow", "upper_arm"),
+    Edge("l_shoulder", "l_elbow", "upper_arm"),
+    Edge("r_elbow", "r_wrist", "lower_arm"),
+    Edge("l_elbow", "l_wrist", "lower_arm"),
+    Edge("r_shoulder", "r_hip", "torso"),
+    Edge("l_shoulder", "l_hip", "torso"),
+    Edge("r_hip", "l_hip", "torso"),
+    Edge("r_hip", "r_knee", "upper_leg"),
+    Edge("l_hip", "l_knee", "upper_leg"),
+    Edge("r_knee", "r_ankle", "lower_leg"),
+    Edge("l_knee", "l_ankle", "lower_leg"),
+)
+
+# Column groups of the paper's tables (Table 1: pose mAP; Table 2: ADK).
+POSE_AP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "Head": ("forehead", "neck"),
+    "Shoulder": ("r_shoulder", "l_shoulder"),
+    "Elbow": ("r_elbow", "l_elbow"),
+    "Wrist": ("r_wrist", "l_wrist"),
+    "Hip": ("r_hip", "l_hip"),
+    "Knee": ("r_knee", "l_knee"),
+    "Ankle": ("r_ankle", "l_ankle"),
+    "U-Body": ("forehead", "neck", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow",
+               "r_wrist", "l_wrist"),
+    "Total": tuple(j.name for j in JOINTS),
+}
+ADK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "Forehead": ("forehead",),
+    "Neck": ("neck",),
+    **{k: v for k, v in POSE_AP_COLUMNS.items() if k not in ("Head", "U-Body", "Total")},
+}
+
+# Derived lookups.
+NUM_JOINTS = len(JOINTS)
+NUM_PARTS = len(PARTS)
+JOINT_NAMES: tuple[str, ...] = tuple(j.name for j in JOINTS)
+PART_NAMES: tuple[str, ...] = tuple(p.name for p in PARTS)
+name2joint = {j.name: j for j in JOINTS}
+name2part = {p.name: p for p in PARTS}
+id2part = {p.id: p for p in PARTS}
+FLIP_INDEX: np.ndarray = np.array([name2joint[j.flip].index for j in JOINTS])
+FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    (j.index, name2joint[j.flip].index) for j in JOINTS if j.index < name2joint[j.flip].index
+)
+SKELETON_INDEX: tuple[tuple[int, int], ...] = tuple(
+    (name2joint[e.a].index, name2joint[e.b].index) for e in SKELETON
+)
+EDGE_PART_ID: tuple[int, ...] = tuple(name2part[e.part].id for e in SKELETON)
+JOINT_PART_IDS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(name2part[p].id for p in j.parts) for j in JOINTS
+)
+FINE_PART_TO_ID: dict[str, int] = {f: p.id for p in PARTS for f in p.fine_parts}
+PART_COLOURS: np.ndarray = np.array([p.colour for p in PARTS], dtype=np.uint8)
+GRAY_TO_ID: dict[int, int] = {p.gray: p.id for p in PARTS}
+
+
+def voc_palette() -> list[int]:
+    """The 256-entry PASCAL VOC palette (flat RGB list) used by label PNGs (255 is cream)."""
+    palette = []
+    for label in range(256):
+        r = g = b = 0
+        c = label
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def coco_category() -> dict:
+    """The COCO ``categories`` entry for a person with our 14 keypoints (1-based skeleton)."""
+    return {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(JOINT_NAMES),
+        "skeleton": [[a + 1, b + 1] for a, b in SKELETON_INDEX],
+    }
+
+
+def part_categories() -> list[dict]:
+    """The ``part_categories`` entry of the canonical JSON."""
+    return [{"id": p.id, "name": p.name} for p in PARTS]
