@@ -21,6 +21,10 @@ class InputError(Exception):
         self.message = message
         super().__init__(str(self))
 
+    def __reduce__(self):
+        # Picklable, so that errors raised in worker processes reach the parent intact.
+        return (type(self), (self.file, self.message, self.record, self.field))
+
     def __str__(self) -> str:
         where = [w for w in (self.file,
                              None if self.record is None else f"record {self.record}",
