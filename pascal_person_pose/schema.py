@@ -106,6 +106,12 @@ ADK_COLUMNS: dict[str, tuple[str, ...]] = {
     **{k: v for k, v in POSE_AP_COLUMNS.items() if k not in ("Head", "U-Body", "Total")},
 }
 
+# Person-size buckets of Table 4 (mIOU by person size). HAZN's thresholds are not public,
+# so ours are explicit: a person's size is its instance-mask pixel count over the image area,
+# XS < 0.5% <= S < 2% <= M < 8% <= L. Every result that uses them records them.
+SIZE_BUCKETS: tuple[str, ...] = ("XS", "S", "M", "L")
+SIZE_THRESHOLDS: tuple[float, float, float] = (0.005, 0.02, 0.08)
+
 # Derived lookups.
 NUM_JOINTS = len(JOINTS)
 NUM_PARTS = len(PARTS)
@@ -143,6 +149,12 @@ def voc_palette() -> list[int]:
             c >>= 3
         palette += [r, g, b]
     return palette
+
+
+def size_bucket(fraction: np.ndarray | float,
+                thresholds: tuple[float, ...] = SIZE_THRESHOLDS) -> np.ndarray:
+    """Bucket index (0 = XS ... 3 = L) of person sizes given as fractions of the image area."""
+    return np.searchsorted(np.asarray(thresholds), fraction, side="right")
 
 
 def coco_category() -> dict:
