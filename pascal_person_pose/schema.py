@@ -9,6 +9,7 @@ Left and right are the person's own left and right (see ``sources.pose_mat`` for
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,8 +137,9 @@ PART_COLOURS: np.ndarray = np.array([p.colour for p in PARTS], dtype=np.uint8)
 GRAY_TO_ID: dict[int, int] = {p.gray: p.id for p in PARTS}
 
 
-def voc_palette() -> list[int]:
-    """The 256-entry PASCAL VOC palette (flat RGB list) used by label PNGs (255 is cream)."""
+@functools.cache
+def voc_palette() -> tuple[int, ...]:
+    """The 256-entry PASCAL VOC palette (flat RGB) used by label PNGs (255 is cream)."""
     palette = []
     for label in range(256):
         r = g = b = 0
@@ -148,7 +150,7 @@ def voc_palette() -> list[int]:
             b |= ((c >> 2) & 1) << (7 - bit)
             c >>= 3
         palette += [r, g, b]
-    return palette
+    return tuple(palette)
 
 
 def size_bucket(fraction: np.ndarray | float,

@@ -1,2 +1,72 @@
-"""(in progress)"""
-COMMANDS = []
+"""`ppp download` and `ppp prepare`: from upstream sources to the canonical dataset."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("raw", type=click.Path(file_okay=False))
+@click.option("--only", "only", multiple=True,
+              help="Fetch only this source (repeatable): voc2010, pascal_part, "
+                   "pascal_person_part, pose_annotations.")
+@click.option("--mirror", metavar="URL|DIR",
+              help="A directory holding the archives under their upstream names, or a base "
+                   "URL tried before the upstream hosts.")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True),
+              help="Another source manifest (default: annotations/sources.json).")
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Resumed attempts per URL after a cut or failed transfer.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def download(raw: str, only: tuple[str, ...], mirror: str | None, manifest: str | None,
+             retries: int, quiet: bool) -> None:
+    """Fetch, check and extract the upstream sources into RAW (resumable).
+
+    Sources that cannot be fetched (the pose annotations, handed out by the paper's authors,
+    or a host that is down) are listed with the exact path to put them at; the command then
+    exits with status 1 if an archive is missing, 0 when only the pose annotations are.
+    """
+    from pascal_person_pose.download import download as run_download
+
+    report = run_download(raw, only=only or None, mirror=mirror, manifest=manifest,
+                          retries=retries, progress=not quiet)
+    for result in report.results:
+        if result.status != "manual":
+            click.echo(f"{result.name}: {result.status} ({result.message})")
+    for result in report.manual:
+        click.echo(f"{result.name}: MANUAL DOWNLOAD NEEDED\n  {result.message}", err=True)
+    if any(r.name != "pose_annotations" for r in report.manual):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("raw", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes preparing images in parallel (default: all cores).")
+@click.option("--copy-images", is_flag=True,
+              help="Copy the JPEGs into OUT/images instead of linking to RAW.")
+@click.option("--neck-in-head", is_flag=True,
+              help="Count the PASCAL-Part neck as head (some releases do) instead of torso.")
+@click.option("--side-order", type=click.Choice(["right_first", "left_first"]),
+              default="right_first", show_default=True,
+              help="Which side rows 2-7 of the pose files are: the person's right "
+                   "(right_first) or left.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def prepare(raw: str, out: str, workers: int | None, copy_images: bool, neck_in_head: bool,
+            side_order: str, quiet: bool) -> None:
+    """Build the canonical dataset OUT from the raw tree RAW (resumable)."""
+    from pascal_person_pose.prepare import prepare as run_prepare
+
+    summary = run_prepare(raw, out, workers=workers, copy_images=copy_images,
+                          neck_in_head=neck_in_head, side_order=side_order,
+                          progress=not quiet)
+    rows = summary.rows()
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+
+
+COMMANDS = [download, prepare]
