@@ -1,2 +1,130 @@
-"""(in progress)"""
-COMMANDS = []
+"""`ppp validate`, `ppp score`, `ppp nms`, `ppp leaderboard`: the benchmark's jobs.
+
+Thin: parse, call :mod:`..submission`, :mod:`..scoring`, :mod:`..leaderboard`, print. A
+submission with problems prints one line per problem on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pascal_person_pose.layout import SPLITS
+
+_ROOT = click.argument("root", type=click.Path(exists=True, file_okay=False))
+_SUBMISSION = click.argument("submission", type=click.Path(exists=True))
+_SPLIT = click.option("--split", type=click.Choice(SPLITS), default="val", show_default=True)
+
+
+def _fail(problems) -> None:
+    for line in problems.lines():
+        click.echo(f"error: {line}", err=True)
+    sys.exit(2)
+
+
+def _thresholds(ctx, param, value: str) -> tuple[float, ...]:
+    try:
+        bounds = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        bounds = ()
+    if len(bounds) != 3 or not 0 < bounds[0] < bounds[1] < bounds[2] < 1:
+        raise click.BadParameter("three increasing comma-separated fractions of the image "
+                                 "area, e.g. 0.005,0.02,0.08")
+    return bounds
+
+
+@click.command()
+@_ROOT
+@_SUBMISSION
+@_SPLIT
+def validate(root: str, submission: str, split: str) -> None:
+    """Check SUBMISSION (directory or .zip) against the SPLIT of the dataset at ROOT."""
+    from pascal_person_pose.dataset import Dataset
+    from pascal_person_pose.submission import read_submission, validate_submission
+
+    sub = read_submission(submission)
+    problems = validate_submission(sub, Dataset(root, split))
+    if problems:
+        _fail(problems)
+    click.echo(f"OK: {sub.summary()}")
+
+
+@click.command()
+@_ROOT
+@_SUBMISSION
+@_SPLIT
+@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+              help="Write the scores (DESIGN section 6 JSON) here.")
+@click.option("--coco-oks", is_flag=True,
+              help="Also report COCO OKS keypoint AP (an extra, not the paper's metric).")
+@click.option("--add-to", type=click.Path(file_okay=False),
+              help="Add the scores as a 'scored' row to this results directory.")
+@click.option("--method", help="Method name of the row (default: meta.json's method).")
+@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=0.5, show_default=True,
+              help="Pose mAP: a joint is correct within alpha x the GT head size.")
+@click.option("--min-iou", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True,
+              help="Pose mAP: pose-box IoU a match must exceed.")
+@click.option("--size-thresholds", default="0.005,0.02,0.08", show_default=True,
+              callback=_thresholds, help="mIOU by size: XS/S/M/L bounds (fractions of the image).")
+def score(root: str, submission: str, split: str, json_out: str | None, coco_oks: bool,
+          add_to: str | None, method: str | None, alpha: float, min_iou: float,
+          size_thresholds: tuple[float, ...]) -> None:
+    """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables."""
+    from pascal_person_pose import atomic, leaderboard
+    from pascal_person_pose.scoring import score as score_submission
+    from pascal_person_pose.submission import InvalidSubmission, read_submission
+
+    sub = read_submission(submission)
+    meta = sub.meta or {}
+    method = method or meta.get("method")
+    if add_to and not method:
+        raise click.UsageError("--add-to needs --method (or a method in meta.json)")
+    try:
+        scores = score_submission(root, sub, split, alpha=alpha, min_iou=min_iou,
+                                  size_thresholds=size_thresholds, coco_oks=coco_oks)
+    except InvalidSubmission as e:
+        _fail(e.problems)
+    click.echo(leaderboard.score_tables_text(scores, method or "submission"))
+    if json_out:
+        atomic.write_json(json_out, scores, indent=2)
+        click.echo(f"wrote {json_out}")
+    if add_to:
+        citation = meta.get("paper") or meta.get("url") or ""
+        doc = leaderboard.result_from_score(scores, method, citation, meta or None)
+        click.echo(f"wrote {leaderboard.add_result(add_to, doc)}")
+
+
+@click.command()
+@_SUBMISSION
+@click.argument("out", type=click.Path())
+@click.option("--head", type=float, default=0.65, show_default=True, help="Head-box IoU limit.")
+@click.option("--upper", type=float, default=0.5, show_default=True, help="Upper-body IoU limit.")
+@click.option("--lower", type=float, default=0.5, show_default=True, help="Lower-body IoU limit.")
+@click.option("--whole", type=float, default=0.4, show_default=True, help="Whole-body IoU limit.")
+def nms(submission: str, out: str, head: float, upper: float, lower: float, whole: float) -> None:
+    """Pose NMS (paper Sec. 4.1) of SUBMISSION's poses, per image; write OUT (dir or .zip)."""
+    from pascal_person_pose.submission import InvalidSubmission, nms_submission
+
+    try:
+        kept, total = nms_submission(submission, out, head=head, upper=upper, lower=lower,
+                                     whole=whole)
+    except InvalidSubmission as e:
+        _fail(e.problems)
+    click.echo(f"kept {kept} of {total} poses; wrote {out}")
+
+
+@click.command(name="leaderboard")
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for leaderboard.md/.html/.csv and the plots.")
+def leaderboard_command(results: str, out: str) -> None:
+    """Regenerate the leaderboard (Markdown, HTML, CSV, plots) from RESULTS/*.json."""
+    from pascal_person_pose.leaderboard import write_leaderboard
+
+    for path in write_leaderboard(results, out):
+        click.echo(f"wrote {path}")
+
+
+COMMANDS = [validate, score, nms, leaderboard_command]
