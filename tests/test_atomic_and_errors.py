@@ -41,3 +41,16 @@ def test_input_error_survives_pickling_across_processes():
     import pickle
     e = pickle.loads(pickle.dumps(InputError("f.mat", "bad", record="objects(2)", field="mask")))
     assert (e.file, e.record, e.field, e.message) == ("f.mat", "objects(2)", "mask", "bad")
+
+
+def test_atomic_write_gives_normal_permissions_and_keeps_existing_ones(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "new.txt", "x")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "old.txt").write_text("a")
+        os.chmod(tmp_path / "old.txt", 0o640)
+        atomic.write_text(tmp_path / "old.txt", "b")
+        assert (tmp_path / "old.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
