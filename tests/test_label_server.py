@@ -5,6 +5,7 @@ browser tests use it too.
 """
 
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -228,7 +229,7 @@ def test_killing_the_server_mid_save_leaves_the_old_or_the_new_revision(written,
                     try:
                         with urllib.request.urlopen(request, timeout=10) as reply:
                             acknowledged.append(json.load(reply)["revision"])
-                    except (urllib.error.URLError, ConnectionError, OSError):
+                    except (urllib.error.URLError, http.client.HTTPException, OSError):
                         return
 
             thread = threading.Thread(target=saver)
