@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pascal_person_pose.demo --out $(DEMO_DIR)
+	bash scripts/demo.sh $(DEMO_DIR) $(BIN)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
