@@ -1,0 +1,136 @@
+"""The same-person probability P_ij: one logistic regression per oriented joint-type pair.
+
+Input of the regression of type pair ``k`` (DeeperCut's basis, as pose-tensorflow does):
+``[1, z, exp(-z), f(Ps)]`` where ``z`` is f(Pn) min-max normalised with the range seen in
+training for that pair type; the ``exp(-z)`` terms let a linear model favour small
+offset errors sharply. Without segment features (the paper's "w/o seg" ablation) the
+input is ``[1, z, exp(-z)]``.
+
+The 91 regressions are fitted jointly (one L-BFGS run over a block-diagonal problem) with
+an L2 penalty on every weight, which also keeps a pair type seen with one label only at
+finite weights. A model is saved as a plain ``.npz`` (no pickle): the weights, the
+normalisation ranges, the switch and the feature parameters as JSON text.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.sparse import csr_matrix
+
+from pascal_person_pose.atomic import write_bytes
+from pascal_person_pose.errors import InputError
+
+from .features import (NUM_OFFSET_FEATURES, NUM_PAIR_TYPES, NUM_SEGMENT_FEATURES,
+                       FeatureParams, PairFeatures)
+
+FORMAT = "fcrf-pairwise-v1"
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+@dataclass(frozen=True)
+class PairwiseModel:
+    weights: np.ndarray  # (91, D) float64, D = 9 (+10 with segment features)
+    lo: np.ndarray  # (91, 4) f(Pn) minimum per pair type in training
+    hi: np.ndarray  # (91, 4) f(Pn) maximum per pair type in training
+    use_segment_features: bool
+    feature_params: FeatureParams = FeatureParams()
+
+    @property
+    def num_inputs(self) -> int:
+        return 1 + 2 * NUM_OFFSET_FEATURES + NUM_SEGMENT_FEATURES * self.use_segment_features
+
+    def design(self, pair_type: np.ndarray, offset: np.ndarray,
+               segment: np.ndarray | None) -> np.ndarray:
+        """The regression input (N, D) of pairs with features ``offset`` and ``segment``."""
+        span = np.maximum(self.hi[pair_type] - self.lo[pair_type], 1e-9)
+        z = (offset - self.lo[pair_type]) / span
+        parts = [np.ones((len(pair_type), 1)), z, np.exp(-z)]
+        if self.use_segment_features:
+            if segment is None:
+                raise ValueError("this model uses segment features: pass the part scores Ps")
+            parts.append(segment)
+        return np.concatenate(parts, axis=1)
+
+    def probability(self, features: PairFeatures) -> np.ndarray:
+        """P_ij (N,) of the pairs in ``features``."""
+        X = self.design(features.pair_type, features.offset, features.segment)
+        return _sigmoid((X * self.weights[features.pair_type]).sum(axis=1))
+
+    @classmethod
+    def fit(cls, pair_type: np.ndarray, offset: np.ndarray, segment: np.ndarray | None,
+            same: np.ndarray, use_segment_features: bool = True,
+            feature_params: FeatureParams = FeatureParams(), l2: float = 1.0) -> PairwiseModel:
+        """Fit all pair types on labelled pairs (``same`` (N,) bool: one GT person)."""
+        lo = np.zeros((NUM_PAIR_TYPES, NUM_OFFSET_FEATURES))
+        hi = np.ones((NUM_PAIR_TYPES, NUM_OFFSET_FEATURES))
+        seen = np.unique(pair_type)
+        for k in seen:  # 91 at most: the ranges of each pair type's offset features
+            rows = offset[pair_type == k]
+            lo[k], hi[k] = rows.min(axis=0), rows.max(axis=0)
+        untrained = cls(np.zeros((NUM_PAIR_TYPES, 0)), lo, hi, use_segment_features,
+                        feature_params)
+        X = untrained.design(pair_type, offset, segment)
+        y = np.asarray(same, dtype=np.float64)
+        dims = X.shape[1]
+        member = csr_matrix((np.ones(len(y)), (pair_type, np.arange(len(y)))),
+                            shape=(NUM_PAIR_TYPES, len(y)))
+
+        def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            W = flat.reshape(NUM_PAIR_TYPES, dims)
+            z = (X * W[pair_type]).sum(axis=1)
+            loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(W * W)
+            grad = member @ ((_sigmoid(z) - y)[:, None] * X) + l2 * W
+            return float(loss), grad.ravel()
+
+        result = minimize(loss_and_gradient, np.zeros(NUM_PAIR_TYPES * dims), jac=True,
+                          method="L-BFGS-B", options={"maxiter": 2000})
+        return cls(result.x.reshape(NUM_PAIR_TYPES, dims), lo, hi, use_segment_features,
+                   feature_params)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model as a pickle-free ``.npz`` (atomically)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, format=np.array(FORMAT), weights=self.weights, lo=self.lo,
+                 hi=self.hi, use_segment_features=np.array(self.use_segment_features),
+                 feature_params=np.array(json.dumps(self.feature_params.to_dict())))
+        write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PairwiseModel:
+        """Read a model written by :meth:`save`; a malformed file raises ``InputError``."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError) as error:
+            raise InputError(path, f"not a pairwise model .npz ({error})") from None
+        for key in ("format", "weights", "lo", "hi", "use_segment_features", "feature_params"):
+            if key not in arrays:
+                raise InputError(path, "missing array", field=key)
+        if str(arrays["format"]) != FORMAT:
+            raise InputError(path, f"format {arrays['format']}, expected {FORMAT}",
+                             field="format")
+        try:
+            feature_params = FeatureParams.from_dict(json.loads(str(arrays["feature_params"])))
+        except (ValueError, TypeError, KeyError) as error:
+            raise InputError(path, f"not feature parameters ({error})",
+                             field="feature_params") from None
+        model = cls(arrays["weights"].astype(np.float64), arrays["lo"].astype(np.float64),
+                    arrays["hi"].astype(np.float64), bool(arrays["use_segment_features"]),
+                    feature_params)
+        expected = {"weights": (NUM_PAIR_TYPES, model.num_inputs),
+                    "lo": (NUM_PAIR_TYPES, NUM_OFFSET_FEATURES),
+                    "hi": (NUM_PAIR_TYPES, NUM_OFFSET_FEATURES)}
+        for key, shape in expected.items():
+            if getattr(model, key).shape != shape:
+                raise InputError(path, f"shape {getattr(model, key).shape}, expected {shape}",
+                                 field=key)
+        return model

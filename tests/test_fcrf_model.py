@@ -1,0 +1,129 @@
+"""The pairwise model: GT labels, fitting, pickle-free save and load, bad files."""
+
+import numpy as np
+import pytest
+
+from pascal_person_pose.errors import InputError
+from reference_model.fcrf.features import FeatureParams, PartRegions, pair_features
+from reference_model.fcrf.pairwise_model import PairwiseModel
+from reference_model.fcrf.proposals import Proposals, joint_proposals
+from reference_model.fcrf.synthetic import random_people, render_score_maps
+from reference_model.fcrf.training import (TrainingBox, fit_pairwise_model, pair_examples,
+                                           proposal_owners)
+
+SHAPE = (96, 128)
+
+
+def training_boxes(seed: int, count: int) -> list[TrainingBox]:
+    rng = np.random.default_rng(seed)
+    boxes = []
+    for _ in range(count):
+        keypoints = random_people(rng, int(rng.integers(2, 4)), SHAPE, head_size=(7, 10))
+        boxes.append(TrainingBox(render_score_maps(keypoints, SHAPE, rng), keypoints))
+    return boxes
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    return training_boxes(0, 14)
+
+
+@pytest.fixture(scope="module")
+def models(boxes):
+    return {seg: fit_pairwise_model(boxes, use_segment_features=seg) for seg in (True, False)}
+
+
+def test_proposal_owners_use_the_nearest_labelled_joint_within_the_radius():
+    keypoints = np.zeros((2, 14, 3))
+    keypoints[0, 4] = (10, 10, 2)
+    keypoints[1, 4] = (30, 10, 1)
+    keypoints[1, 5] = (50, 50, 0)  # unlabelled: claims nothing
+    proposals = Proposals(np.array([[12.0, 10.0], [27.0, 10.0], [20.0, 10.0], [50.0, 50.0]]),
+                          np.array([4, 4, 4, 5]), np.full(4, 0.9))
+    assert proposal_owners(proposals, keypoints, 8.0).tolist() == [0, 1, -1, -1]
+    assert proposal_owners(proposals, keypoints, 10.0).tolist() == [0, 1, 0, -1]
+    assert proposal_owners(proposals, np.zeros((0, 14, 3)), 8.0).tolist() == [-1] * 4
+
+
+def test_pair_examples_label_same_person_pairs(boxes):
+    examples = pair_examples(boxes[0])
+    assert examples.same.any() and (~examples.same).any()
+    assert examples.segment.shape == (len(examples.same), 10)
+    assert pair_examples(boxes[0], use_segment_features=False).segment is None
+
+
+def test_fitted_model_separates_held_out_pairs(models):
+    for seg, model in models.items():
+        assert model.weights.shape == (91, 19 if seg else 9)
+        held_out = [pair_examples(b, seg) for b in training_boxes(1, 4)]
+        same = np.concatenate([e.same for e in held_out])
+        features = [pair_features(joint_proposals(b.maps.Pj), b.maps.Pn,
+                                  PartRegions.from_scores(b.maps.Ps) if seg else None)
+                    for b in training_boxes(1, 4)]
+        P = np.concatenate([model.probability(f) for f in features])
+        assert P[same].mean() > 0.5 > 0.25 > P[~same].mean()
+        # Ranking quality (AUC): a positive outranks a negative almost always.
+        auc = (P[same][:, None] > P[~same][None, :]).mean()
+        assert auc > 0.93
+
+
+def test_model_round_trips_without_pickle(models, tmp_path):
+    for seg, model in models.items():
+        path = tmp_path / f"pairwise_{seg}.npz"
+        model.save(path)
+        with np.load(path, allow_pickle=False) as data:
+            assert set(data.files) == {"format", "weights", "lo", "hi",
+                                       "use_segment_features", "feature_params"}
+        loaded = PairwiseModel.load(path)
+        assert loaded.use_segment_features == seg
+        assert loaded.feature_params == model.feature_params
+        for name in ("weights", "lo", "hi"):
+            assert np.array_equal(getattr(loaded, name), getattr(model, name))
+
+
+def test_model_needs_part_scores_when_it_uses_them(models, boxes):
+    maps = boxes[0].maps
+    features = pair_features(joint_proposals(maps.Pj), maps.Pn, None)
+    with pytest.raises(ValueError, match="segment features"):
+        models[True].probability(features)
+    assert models[False].probability(features).shape == features.i.shape
+
+
+def test_loading_a_bad_file_names_it(models, tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not an archive")
+    with pytest.raises(InputError, match="junk.npz"):
+        PairwiseModel.load(junk)
+    model = models[False]
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, format=np.array("fcrf-pairwise-v1"), weights=model.weights)
+    with pytest.raises(InputError, match="field lo"):
+        PairwiseModel.load(missing)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, format=np.array("fcrf-pairwise-v1"), weights=model.weights[:, :5],
+             lo=model.lo, hi=model.hi, use_segment_features=np.array(False),
+             feature_params=np.array('{"boundary_radius": 4, "segment_samples": 16, '
+                                     '"aspect": 2.5, "rectangle_samples": [16, 6]}'))
+    with pytest.raises(InputError, match="field weights: shape"):
+        PairwiseModel.load(wrong)
+    garbled = tmp_path / "garbled.npz"
+    np.savez(garbled, format=np.array("fcrf-pairwise-v1"), weights=model.weights,
+             lo=model.lo, hi=model.hi, use_segment_features=np.array(False),
+             feature_params=np.array("{radius: 4"))
+    with pytest.raises(InputError, match="field feature_params"):
+        PairwiseModel.load(garbled)
+    old_format = tmp_path / "old.npz"
+    np.savez(old_format, format=np.array("fcrf-pairwise-v0"), weights=model.weights,
+             lo=model.lo, hi=model.hi, use_segment_features=np.array(False),
+             feature_params=np.array("{}"))
+    with pytest.raises(InputError, match="field format"):
+        PairwiseModel.load(old_format)
+
+
+def test_fit_needs_pairs_and_keeps_feature_params():
+    empty = TrainingBox(render_score_maps(np.zeros((0, 14, 3)), SHAPE), np.zeros((0, 14, 3)))
+    with pytest.raises(ValueError, match="no proposal pairs"):
+        fit_pairwise_model([empty])
+    params = FeatureParams(boundary_radius=2)
+    model = fit_pairwise_model(training_boxes(2, 2), feature_params=params)
+    assert model.feature_params == params
