@@ -213,6 +213,12 @@ class VGGLargeFOV(Backbone):
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(config.dropout)
         self.taps["fc7"] = Tap(config.fc_channels, stride)
+        # torchvision's VGG initialisation: PyTorch's default shrinks the activations
+        # ~0.6x per layer, which starves from-scratch training (ImageNet weights replace it).
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}

@@ -1,0 +1,199 @@
+"""`ppp-baseline`: train the reference model, predict a submission, write trivial baselines.
+
+Thin: parse, call :mod:`.train`, :mod:`.predict`, :mod:`.baselines`, print. torch is
+imported inside the commands, so ``--help`` stays fast. Bad input or usage ends with one
+line on stderr and exit code 2, never a traceback or a usage dump.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pascal_person_pose.errors import InputError
+
+_DATA = click.option("--data", "data", required=True,
+                     type=click.Path(exists=True, file_okay=False),
+                     help="Root of a canonical dataset (`ppp prepare`).")
+_THREADS = click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="torch CPU threads (default: torch's choice, all cores).")
+_QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+_PAPER = "Xia, Wang, Chen, Yuille: Joint Multi-Person Pose Estimation and Semantic Part " \
+         "Segmentation, CVPR 2017"
+
+
+class _Group(click.Group):
+    """Usage errors and :class:`InputError` as one line on stderr, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except InputError as error:
+            click.echo(f"error: {error}", err=True)
+            code = 2
+        except click.ClickException as error:
+            click.echo(f"error: {error.format_message()}", err=True)
+            code = 2 if isinstance(error, click.UsageError) else error.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The paper's reference model (Xia et al., CVPR 2017): train, predict, baselines."""
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+@main.command()
+@click.option("--config", "config_name", default="tiny", show_default=True,
+              help="Model config and its training budget: paper or tiny.")
+@_DATA
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Training directory (resumed when it holds a stopped run).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N (under torchrun: each process's local GPU).")
+@_THREADS
+@click.option("--detector-steps", type=click.IntRange(min=0), help="Detector steps.")
+@click.option("--fcn-steps", type=click.IntRange(min=0), help="Pose and Part FCN steps.")
+@click.option("--refine-steps", type=click.IntRange(min=0), help="Second-stage steps.")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Crops per step and process (FCNs, second stage).")
+@click.option("--detector-batch-size", type=click.IntRange(min=1),
+              help="Images per detector step and process.")
+@click.option("--refine-passes", type=click.IntRange(min=1),
+              help="Jittered crops per training person for the second stage.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), help="Steps between states.")
+@click.option("--workers", type=click.IntRange(min=0), help="Data-loader processes.")
+@click.option("--stop-after", metavar="STAGE",
+              help="Stop once this stage is trained: detector, fcn, pairwise or refine.")
+@click.option("--imagenet-resnet", type=click.Path(exists=True, dir_okay=False),
+              help="torchvision ResNet .pth for the detector and Pose FCN backbones.")
+@click.option("--imagenet-vgg", type=click.Path(exists=True, dir_okay=False),
+              help="torchvision VGG-16 .pth for the Part FCN backbone.")
+@_QUIET
+def train(config_name: str, data: str, out: str, seed: int, device: str, threads: int | None,
+          detector_steps, fcn_steps, refine_steps, batch_size, detector_batch_size,
+          refine_passes, checkpoint_every, workers, stop_after: str | None,
+          imagenet_resnet: str | None, imagenet_vgg: str | None, quiet: bool) -> None:
+    """Train the four stages (detector, FCNs, FCRF, second stage) on the train split."""
+    import dataclasses
+
+    from .config import get_config
+    from .train import BUDGETS, train as run_train
+
+    config = get_config(config_name)
+    overrides = {k: v for k, v in (
+        ("detector_steps", detector_steps), ("fcn_steps", fcn_steps),
+        ("refine_steps", refine_steps), ("batch_size", batch_size),
+        ("detector_batch_size", detector_batch_size), ("refine_passes", refine_passes),
+        ("checkpoint_every", checkpoint_every), ("workers", workers)) if v is not None}
+    budget = dataclasses.replace(BUDGETS[config_name], **overrides)
+    _set_threads(threads)
+    imagenet = {k: v for k, v in (("resnet", imagenet_resnet), ("vgg", imagenet_vgg)) if v}
+    path = run_train(config, budget, data, out, seed=seed, device=device,
+                     stop_after=stop_after, imagenet=imagenet, progress=not quiet)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--checkpoint", required=True, type=click.Path(file_okay=False),
+              help="Training directory written by `ppp-baseline train`.")
+@_DATA
+@click.option("--split", default="val", show_default=True)
+@click.option("--out", required=True, type=click.Path(),
+              help="Submission to write: a directory, or a path ending in .zip.")
+@click.option("--no-segment-features", is_flag=True,
+              help="FCRF without segment features (Table 1, w/o seg).")
+@click.option("--no-pose-refinement", is_flag=True,
+              help="First-stage part argmax, no second stage (Table 3, w/o pose).")
+@click.option("--full-image", is_flag=True, help="No boxes: the whole image is one box.")
+@click.option("--gt-boxes", is_flag=True, help="Ground-truth boxes instead of detections.")
+@click.option("--method", help="Method name in meta.json (default: from the variant).")
+@click.option("--device", default="cpu", show_default=True)
+@_THREADS
+@_QUIET
+def predict(checkpoint: str, data: str, split: str, out: str, no_segment_features: bool,
+            no_pose_refinement: bool, full_image: bool, gt_boxes: bool, method: str | None,
+            device: str, threads: int | None, quiet: bool) -> None:
+    """Predict poses and part maps of SPLIT and write a submission."""
+    from .predict import PredictOptions, ReferenceModel, predict_split
+
+    if full_image and gt_boxes:
+        raise click.UsageError("--full-image uses no boxes; it cannot take --gt-boxes")
+    _set_threads(threads)
+    options = PredictOptions(use_segment_features=not no_segment_features,
+                             pose_refinement=not no_pose_refinement, full_image=full_image,
+                             gt_boxes=gt_boxes)
+    model = ReferenceModel.load(checkpoint, device,
+                                need_segment_features=(options.use_segment_features,))
+    name = model.config.name
+    meta = {"method": method or f"Reference model ({name}, {options.label()})",
+            "paper": _PAPER, "backbone": _backbones(model.config),
+            "training_data": f"train split of {model.train_data}"}
+    result = predict_split(model, data, split, out, options, meta, progress=not quiet)
+    click.echo(f"wrote {result.path}: {result.poses} poses, {result.boxes} boxes on "
+               f"{result.images} images")
+    if not result.poses:
+        click.echo("warning: no pose found, so the submission holds part maps only", err=True)
+    timing = ", ".join(f"{stage} {ms:.1f}" for stage, ms in result.per_image_ms().items())
+    click.echo(f"ms per image: {timing}")
+
+
+def _backbones(config) -> str:
+    def name(backbone) -> str:
+        if backbone.kind == "vgg":
+            return "VGG LargeFOV " + "-".join(str(len(s)) for s in backbone.stages)
+        return f"ResNet {backbone.block} {'-'.join(map(str, backbone.layers))}"
+
+    return f"Pose FCN {name(config.pose.backbone)}; Part FCN {name(config.part.backbone)}"
+
+
+@main.command()
+@_DATA
+@click.option("--split", default="val", show_default=True)
+@click.option("--out", required=True, type=click.Path(),
+              help="Submission to write: a directory, or a path ending in .zip.")
+@click.option("--checkpoint", type=click.Path(file_okay=False),
+              help="Training directory whose detector gives the boxes.")
+@click.option("--gt-boxes", is_flag=True, help="Use the ground-truth boxes (an oracle).")
+@click.option("--method", default=None, help="Method name in meta.json.")
+@click.option("--device", default="cpu", show_default=True)
+@_THREADS
+@_QUIET
+def trivial(data: str, split: str, out: str, checkpoint: str | None, gt_boxes: bool,
+            method: str | None, device: str, threads: int | None, quiet: bool) -> None:
+    """Mean training pose at each box and all-background parts: the floor to beat."""
+    from pascal_person_pose.dataset import Dataset
+
+    from .baselines import MeanPose, gt_boxes as oracle_boxes, trivial_submission
+
+    if gt_boxes == (checkpoint is not None):
+        raise click.UsageError("give exactly one of --checkpoint (detector boxes) and "
+                               "--gt-boxes")
+    mean_pose = MeanPose.fit(Dataset(data, "train"))
+    if gt_boxes:
+        boxes_of, source = oracle_boxes, "GT boxes"
+    else:
+        from .predict import ReferenceModel
+
+        _set_threads(threads)
+        detector = ReferenceModel.load(checkpoint, device, need_segment_features=()).detector
+        boxes_of, source = (lambda sample: detector.detect(sample.image)), "detector boxes"
+    meta = {"method": method or f"Mean pose at {source}, all-background parts"}
+    path = trivial_submission(Dataset(data, split), mean_pose, boxes_of, out, meta,
+                              progress=not quiet)
+    click.echo(f"wrote {path}")

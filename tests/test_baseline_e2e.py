@@ -1,0 +1,51 @@
+"""End to end on synthetic scenes: synth -> prepare -> train -> predict -> validate -> score,
+and the trained model clearly beats the trivial baselines."""
+
+import pytest
+from click.testing import CliRunner
+
+from pascal_person_pose.cli import main as ppp
+from pascal_person_pose.prepare import prepare
+from pascal_person_pose.scoring import score
+from pascal_person_pose.synth import write_raw_tree
+from reference_model.cli import main as baseline
+
+# 60 training and 20 val images, a short budget: about two minutes on one core.
+TRAIN = ["--detector-steps", "500", "--fcn-steps", "400", "--refine-steps", "200",
+         "--batch-size", "8", "--detector-batch-size", "4", "--threads", "1"]
+
+
+def invoke(cli, args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_train_predict_score_beats_trivial_baselines(tmp_path):
+    write_raw_tree(tmp_path / "raw", 80, seed=1, val_fraction=0.25)
+    root = tmp_path / "data"
+    prepare(tmp_path / "raw", root, workers=1, progress=False)
+    model = tmp_path / "model"
+    invoke(baseline, ["train", "--config", "tiny", "--data", root, "--out", model,
+                      "--quiet", *TRAIN])
+    subs = {name: tmp_path / name for name in ("final", "gt", "trivial", "trivial_gt")}
+    common = ["--data", root, "--split", "val", "--threads", "1", "--quiet"]
+    invoke(baseline, ["predict", "--checkpoint", model, "--out", subs["final"], *common])
+    invoke(baseline, ["predict", "--checkpoint", model, "--out", subs["gt"], "--gt-boxes",
+                      *common])
+    invoke(baseline, ["trivial", "--checkpoint", model, "--out", subs["trivial"], *common])
+    invoke(baseline, ["trivial", "--gt-boxes", "--out", subs["trivial_gt"], *common])
+    scores = {}
+    for name, path in subs.items():
+        assert invoke(ppp, ["validate", root, path]).startswith("OK")
+        scores[name] = score(root, path)
+
+    def pose(name):
+        return scores[name]["pose_ap"]["table"]["Total"] if "pose_ap" in scores[name] else 0.0
+
+    miou = {name: s["parts"]["miou"] for name, s in scores.items()}
+    # Same boxes, ours against the mean pose in them; parts against predicting background.
+    assert pose("gt") > pose("trivial_gt") + 10, scores
+    assert pose("final") > pose("trivial") + 5, scores
+    assert miou["gt"] > miou["trivial_gt"] + 8 and miou["final"] > miou["trivial"] + 2, miou
