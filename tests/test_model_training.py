@@ -143,8 +143,8 @@ def test_part_fcn_and_second_stage_overfit(crops):
         refine = RefinementNet(config)
         inputs = second_stage_input(logits, keypoints, config)
         final[use_pose] = train(refine, inputs, lambda out: part_loss(out, y), steps=60)[-1]
-    assert final[True] < 0.5 * losses[-1]
-    assert final[True] < 0.8 * final[False]  # the pose maps help
+    assert final[True] < 0.6 * losses[-1]
+    assert final[True] < 0.9 * final[False]  # the pose maps help
 
 
 def test_detector_overfits():
