@@ -6,8 +6,8 @@ A crop is a square window centred on the box, of side ``longer box side * (1 + 2
 large ones shrunk, so the networks see people at one scale. Square windows make every crop
 the same size, so boxes batch without padding; a window may reach past the image border,
 which is filled with the ImageNet mean colour (zero after normalisation) and with the
-ignore label in label crops. The "full image instead of boxes" ablation is the window
-around the whole image, ``BoxTransform.around_box([0, 0, W, H], size, 0)``.
+ignore label in label crops. The "full image instead of boxes" ablation does not zoom:
+``reference_model.predict`` runs it on the whole image at the image's own resolution.
 
 Coordinates (as ``pascal_person_pose.transforms``): joints are 0-based pixel centres,
 boxes are pixel-edge coordinates (pixel ``i`` spans ``[i, i + 1)``). A :class:`BoxTransform`

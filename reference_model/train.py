@@ -8,10 +8,11 @@ Stages, in order, each resumable:
 2. ``fcn``: Pose FCN and Part FCN together, on auto-zoomed crops around jittered GT boxes
    (centre shift, scale, flip), as the detector's boxes will place people at test time.
    The Pose FCN's offset normalisation is fitted first from the GT people of the crops.
-3. ``pairwise``: the FCRF's logistic regressions, on every proposal pair of the trained
-   Pose FCN in the GT box of every training person, labelled same-person from the GT
-   (``fcrf.training``); two models, with and without segment features (the "w/o seg"
-   ablation of Table 1).
+3. ``pairwise``: the FCRF's logistic regressions, on the pairs of true proposals (both
+   near a GT joint of their type) of the trained Pose FCN in the GT box of every training
+   person, labelled same-person from the GT (:func:`true_pair_examples` says why only
+   those); two models, with and without segment features (the "w/o seg" ablation of
+   Table 1).
 4. ``refine``: the second-stage Part FCN, on the first-stage part logits and the pose the
    FCRF infers in jittered training crops (``refine_passes`` crops per person), computed
    once and cached.
