@@ -20,12 +20,7 @@ BUDGET = dataclasses.replace(BUDGETS["tiny"], detector_steps=2, fcn_steps=4, bat
                              detector_batch_size=2, checkpoint_every=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

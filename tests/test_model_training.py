@@ -61,13 +61,7 @@ def stick_scene(rng, width=160, height=120, people=2):
     return image, parts, np.stack(kps), np.array(boxes, np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a shared 2-core machine run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
