@@ -34,6 +34,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pascal_person_pose import layout, schema
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.sources import voc
 
@@ -215,7 +216,7 @@ class Dataset:
         index = self.index_of(image_id)
         return self._keypoints[self._starts[index]:self._starts[index + 1]].copy()
 
-    def statistics(self) -> dict:
+    def statistics(self, progress: bool = True) -> dict:
         """Counts that describe the split (``ppp info``); reads every part and instance map.
 
         Person sizes use the instance map, as the mIOU-by-size metric does; part shares are
@@ -224,7 +225,8 @@ class Dataset:
         visibility = self._keypoints[..., 2].astype(np.int64)
         part_pixels = np.zeros(256, dtype=np.int64)
         sizes = []
-        for sample in self:
+        for sample in progress_bar.bar(self, desc=f"info {self.split}", total=len(self),
+                                       unit="img", enabled=progress):
             part_pixels += np.bincount(sample.part_map.ravel(), minlength=256)
             instance_pixels = np.bincount(sample.instance_map.ravel(), minlength=256)
             sizes.append(instance_pixels[sample.instances] / (sample.width * sample.height))

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pascal_person_pose import atomic, layout, schema
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 
 if TYPE_CHECKING:
@@ -115,8 +116,6 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, workers: int | None 
     copies the JPEGs instead of linking them; ``neck_in_head`` and ``side_order`` are passed
     to the PASCAL-Part and pose readers.
     """
-    from tqdm import tqdm
-
     from pascal_person_pose.sources.pose_mat import SIDE_ORDERS
 
     if side_order not in SIDE_ORDERS:
@@ -130,8 +129,8 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, workers: int | None 
              for ids in splits.values() for voc_id in ids]
     todo = [t for t in tasks if not _is_done(t)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="img", desc="prepare",
-              disable=not progress) as bar:
+    with progress_bar.bar(desc="prepare", total=len(tasks), initial=len(tasks) - len(todo),
+                          unit="img", enabled=progress) as bar:
         if workers == 1:
             for task in todo:
                 _stage_image(task)

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.schema import NUM_JOINTS, SIZE_THRESHOLDS
 from pascal_person_pose.submission import (InvalidSubmission, PoseArrays, Problems, Submission,
                                            pose_arrays, read_part_map, read_submission,
@@ -34,13 +35,14 @@ PARTS_BY_SIZE_KEYS = ("XS", "S", "M", "L", "counts", "thresholds")
 def score(root: str | os.PathLike, submission: str | os.PathLike | Submission,
           split: str = "val", *, alpha: float = 0.5, min_iou: float = 0.0,
           size_thresholds: Sequence[float] = SIZE_THRESHOLDS, coco_oks: bool = False,
-          workers: int | None = None) -> dict:
+          workers: int | None = None, progress: bool = True) -> dict:
     """Score ``submission`` on ``split`` of the canonical dataset at ``root``.
 
     Returns ``{"pose_ap", "adk", "parts", "parts_by_size", "params"}`` (percentages, full
     precision, None where undefined), plus ``"coco_oks"`` when asked (an extra, see
     :mod:`.coco_oks`). Raises :class:`InvalidSubmission` if the submission has any problem.
-    ``workers`` threads decode part maps ahead of the accumulation (default: up to 4).
+    ``workers`` threads decode part maps ahead of the accumulation (default: up to 4);
+    ``progress`` allows a bar over them (:mod:`.progress`).
     """
     from pascal_person_pose.dataset import Dataset
 
@@ -53,7 +55,8 @@ def score(root: str | os.PathLike, submission: str | os.PathLike | Submission,
     if sub.has_pose:
         result.update(score_poses(dataset, pose_arrays(sub.poses), alpha=alpha, min_iou=min_iou))
     if sub.has_parts:
-        result.update(score_parts(dataset, sub, size_thresholds, workers=workers))
+        result.update(score_parts(dataset, sub, size_thresholds, workers=workers,
+                                  progress=progress))
     if coco_oks and sub.has_pose:
         from pascal_person_pose.coco_oks import coco_oks_ap
 
@@ -94,7 +97,7 @@ def score_poses(dataset, poses: PoseArrays, *, alpha: float = 0.5,
 
 def score_parts(dataset, submission: Submission,
                 size_thresholds: Sequence[float] = SIZE_THRESHOLDS, *,
-                workers: int | None = None) -> dict:
+                workers: int | None = None, progress: bool = True) -> dict:
     """``{"parts", "parts_by_size"}``: each PNG (prediction, GT parts, instances) read once.
 
     Threads decode a few images ahead of the accumulation, which runs in dataset order, so
@@ -115,7 +118,9 @@ def score_parts(dataset, submission: Submission,
 
     indices = [i for i, im in enumerate(dataset.images) if im["voc_id"] in submission.parts]
     threads = workers or min(4, os.cpu_count() or 1)
-    for found, maps in _ordered_map(load, indices, threads):
+    decoded = progress_bar.bar(_ordered_map(load, indices, threads), desc="score parts",
+                               total=len(indices), unit="img", enabled=progress)
+    for found, maps in decoded:
         problems.extend_problems(found)
         if maps is not None and not problems:
             overall.update(maps[0], maps[1])

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pascal_person_pose import atomic
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.schema import JOINT_NAMES, NUM_JOINTS, NUM_PARTS, voc_palette
 
@@ -303,7 +304,7 @@ def _type(value) -> str:
 
 
 def validate_submission(submission: Submission, dataset=None, *, check_pixels: bool = True,
-                        limit: int = PROBLEM_LIMIT) -> Problems:
+                        limit: int = PROBLEM_LIMIT, progress: bool = True) -> Problems:
     """Every problem of ``submission``, against ``dataset`` (a ``Dataset`` split) if given.
 
     Without a dataset only the checks that need no ground truth run. ``check_pixels=False``
@@ -318,7 +319,10 @@ def validate_submission(submission: Submission, dataset=None, *, check_pixels: b
     if submission.has_parts and dataset is not None:
         _check_part_names(submission, dataset, problems)
         if check_pixels:
-            for _, _, found in iter_part_maps(submission, dataset):
+            total = sum(im["voc_id"] in submission.parts for im in dataset.images)
+            maps = iter_part_maps(submission, dataset)
+            for _, _, found in progress_bar.bar(maps, desc="validate", total=total, unit="img",
+                                                enabled=progress):
                 problems.extend_problems(found)
     return problems
 

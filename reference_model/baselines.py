@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
 
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose import schema
 from pascal_person_pose.dataset import Dataset, Sample
 from pascal_person_pose.submission import write_submission
@@ -74,8 +74,8 @@ def trivial_submission(dataset: Dataset, mean_pose: MeanPose, boxes_of: BoxSourc
                        progress: bool = True) -> Path:
     """Mean pose at each box and all-background part maps for every image of ``dataset``."""
     records, part_maps = [], {}
-    for sample in tqdm(dataset, total=len(dataset), desc="mean pose", unit="image",
-                       disable=not progress):
+    for sample in progress_bar.bar(dataset, desc="mean pose", total=len(dataset),
+                                   unit="image", enabled=progress):
         boxes, scores = boxes_of(sample)
         for pose, score in zip(mean_pose.at_boxes(boxes), scores):
             records.append({"image_id": sample.image_id, "keypoints": pose.ravel().tolist(),

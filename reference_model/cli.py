@@ -1,29 +1,34 @@
 """`ppp-baseline`: train the reference model, predict a submission, write trivial baselines.
 
 Thin: parse, call :mod:`.train`, :mod:`.predict`, :mod:`.baselines`, print. torch is
-imported inside the commands, so ``--help`` stays fast. Bad input or usage ends with one
-line on stderr and exit code 2, never a traceback or a usage dump.
+imported inside the commands, so ``--help`` stays fast and usage errors come before the
+import. Bad input or usage ends with one line on stderr and exit code 2, never a traceback
+or a usage dump; so does a missing ``model`` extra (torch and the solvers).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from pascal_person_pose.cli.conventions import (AbsolutePath, SentenceGroup, quiet_option,
+                                                show_progress)
 from pascal_person_pose.errors import InputError
 
 _DATA = click.option("--data", "data", required=True,
-                     type=click.Path(exists=True, file_okay=False),
+                     type=AbsolutePath(exists=True, file_okay=False),
                      help="Root of a canonical dataset (`ppp prepare`).")
 _THREADS = click.option("--threads", type=click.IntRange(min=1), default=None,
                         help="torch CPU threads (default: torch's choice, all cores).")
-_QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+# What the `model` extra installs, by import name (pyproject.toml's [model]).
+MODEL_EXTRA_MODULES = ("torch", "pulp", "highspy", "safetensors")
 _PAPER = "Xia, Wang, Chen, Yuille: Joint Multi-Person Pose Estimation and Semantic Part " \
          "Segmentation, CVPR 2017"
 
 
-class _Group(click.Group):
+class _Group(SentenceGroup):
     """Usage errors and :class:`InputError` as one line on stderr, exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
@@ -32,6 +37,13 @@ class _Group(click.Group):
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except InputError as error:
             click.echo(f"error: {error}", err=True)
+            code = 2
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").partition(".")[0]
+            if missing not in MODEL_EXTRA_MODULES:
+                raise
+            click.echo(f"error: ppp-baseline needs the model extra ({missing} is not "
+                       "installed): pip install 'pascal-person-pose[model]'", err=True)
             code = 2
         except click.ClickException as error:
             click.echo(f"error: {error.format_message()}", err=True)
@@ -46,6 +58,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@quiet_option
 def main() -> None:
     """The paper's reference model (Xia et al., CVPR 2017): train, predict, baselines."""
 
@@ -61,7 +74,7 @@ def _set_threads(threads: int | None) -> None:
 @click.option("--config", "config_name", default="tiny", show_default=True,
               help="Model config and its training budget: paper or tiny.")
 @_DATA
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=AbsolutePath(file_okay=False),
               help="Training directory (resumed when it holds a stopped run).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True,
@@ -80,15 +93,15 @@ def _set_threads(threads: int | None) -> None:
 @click.option("--workers", type=click.IntRange(min=0), help="Data-loader processes.")
 @click.option("--stop-after", metavar="STAGE",
               help="Stop once this stage is trained: detector, fcn, pairwise or refine.")
-@click.option("--imagenet-resnet", type=click.Path(exists=True, dir_okay=False),
+@click.option("--imagenet-resnet", type=AbsolutePath(exists=True, dir_okay=False),
               help="torchvision ResNet .pth for the detector and Pose FCN backbones.")
-@click.option("--imagenet-vgg", type=click.Path(exists=True, dir_okay=False),
+@click.option("--imagenet-vgg", type=AbsolutePath(exists=True, dir_okay=False),
               help="torchvision VGG-16 .pth for the Part FCN backbone.")
-@_QUIET
-def train(config_name: str, data: str, out: str, seed: int, device: str, threads: int | None,
+@quiet_option
+def train(config_name: str, data: Path, out: Path, seed: int, device: str, threads: int | None,
           detector_steps, fcn_steps, refine_steps, batch_size, detector_batch_size,
           refine_passes, checkpoint_every, workers, stop_after: str | None,
-          imagenet_resnet: str | None, imagenet_vgg: str | None, quiet: bool) -> None:
+          imagenet_resnet: Path | None, imagenet_vgg: Path | None) -> None:
     """Train the four stages (detector, FCNs, FCRF, second stage) on the train split."""
     import dataclasses
 
@@ -105,16 +118,16 @@ def train(config_name: str, data: str, out: str, seed: int, device: str, threads
     _set_threads(threads)
     imagenet = {k: v for k, v in (("resnet", imagenet_resnet), ("vgg", imagenet_vgg)) if v}
     path = run_train(config, budget, data, out, seed=seed, device=device,
-                     stop_after=stop_after, imagenet=imagenet, progress=not quiet)
+                     stop_after=stop_after, imagenet=imagenet, progress=show_progress())
     click.echo(f"wrote {path}")
 
 
 @main.command()
-@click.option("--checkpoint", required=True, type=click.Path(file_okay=False),
+@click.option("--checkpoint", required=True, type=AbsolutePath(file_okay=False),
               help="Training directory written by `ppp-baseline train`.")
 @_DATA
 @click.option("--split", default="val", show_default=True)
-@click.option("--out", required=True, type=click.Path(),
+@click.option("--out", required=True, type=AbsolutePath(),
               help="Submission to write: a directory, or a path ending in .zip.")
 @click.option("--no-segment-features", is_flag=True,
               help="FCRF without segment features (Table 1, w/o seg).")
@@ -125,10 +138,10 @@ def train(config_name: str, data: str, out: str, seed: int, device: str, threads
 @click.option("--method", help="Method name in meta.json (default: from the variant).")
 @click.option("--device", default="cpu", show_default=True)
 @_THREADS
-@_QUIET
-def predict(checkpoint: str, data: str, split: str, out: str, no_segment_features: bool,
+@quiet_option
+def predict(checkpoint: Path, data: Path, split: str, out: Path, no_segment_features: bool,
             no_pose_refinement: bool, full_image: bool, gt_boxes: bool, method: str | None,
-            device: str, threads: int | None, quiet: bool) -> None:
+            device: str, threads: int | None) -> None:
     """Predict poses and part maps of SPLIT and write a submission."""
     from .predict import PredictOptions, ReferenceModel, predict_split
 
@@ -144,7 +157,7 @@ def predict(checkpoint: str, data: str, split: str, out: str, no_segment_feature
     meta = {"method": method or f"Reference model ({name}, {options.label()})",
             "paper": _PAPER, "backbone": _backbones(model.config),
             "training_data": f"train split of {model.train_data}"}
-    result = predict_split(model, data, split, out, options, meta, progress=not quiet)
+    result = predict_split(model, data, split, out, options, meta, progress=show_progress())
     click.echo(f"wrote {result.path}: {result.poses} poses, {result.boxes} boxes on "
                f"{result.images} images")
     if not result.poses:
@@ -165,25 +178,29 @@ def _backbones(config) -> str:
 @main.command()
 @_DATA
 @click.option("--split", default="val", show_default=True)
-@click.option("--out", required=True, type=click.Path(),
+@click.option("--out", required=True, type=AbsolutePath(),
               help="Submission to write: a directory, or a path ending in .zip.")
-@click.option("--checkpoint", type=click.Path(file_okay=False),
-              help="Training directory whose detector gives the boxes.")
-@click.option("--gt-boxes", is_flag=True, help="Use the ground-truth boxes (an oracle).")
+@click.option("--checkpoint", type=AbsolutePath(file_okay=False),
+              help="Training directory whose detector gives the boxes (required unless "
+                   "--gt-boxes).")
+@click.option("--gt-boxes", is_flag=True,
+              help="Use the ground-truth boxes, an oracle (required unless --checkpoint).")
 @click.option("--method", default=None, help="Method name in meta.json.")
 @click.option("--device", default="cpu", show_default=True)
 @_THREADS
-@_QUIET
-def trivial(data: str, split: str, out: str, checkpoint: str | None, gt_boxes: bool,
-            method: str | None, device: str, threads: int | None, quiet: bool) -> None:
-    """Mean training pose at each box and all-background parts: the floor to beat."""
+@quiet_option
+def trivial(data: Path, split: str, out: Path, checkpoint: Path | None, gt_boxes: bool,
+            method: str | None, device: str, threads: int | None) -> None:
+    """Mean training pose at each box and all-background parts: the floor to beat.
+
+    Exactly one of --checkpoint (a trained detector's boxes) and --gt-boxes is required.
+    """
+    if gt_boxes == (checkpoint is not None):  # before any import of torch (seconds)
+        raise click.UsageError("give exactly one of --checkpoint (detector boxes) and "
+                               "--gt-boxes")
     from pascal_person_pose.dataset import Dataset
 
     from .baselines import MeanPose, gt_boxes as oracle_boxes, trivial_submission
-
-    if gt_boxes == (checkpoint is not None):
-        raise click.UsageError("give exactly one of --checkpoint (detector boxes) and "
-                               "--gt-boxes")
     mean_pose = MeanPose.fit(Dataset(data, "train"))
     if gt_boxes:
         boxes_of, source = oracle_boxes, "GT boxes"
@@ -195,5 +212,5 @@ def trivial(data: str, split: str, out: str, checkpoint: str | None, gt_boxes: b
         boxes_of, source = (lambda sample: detector.detect(sample.image)), "detector boxes"
     meta = {"method": method or f"Mean pose at {source}, all-background parts"}
     path = trivial_submission(Dataset(data, split), mean_pose, boxes_of, out, meta,
-                              progress=not quiet)
+                              progress=show_progress())
     click.echo(f"wrote {path}")

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose import schema
 from pascal_person_pose.errors import InputError
 
@@ -320,8 +320,8 @@ def predict_split(model: ReferenceModel, root: str | os.PathLike, split: str,
     records, part_maps = [], {}
     seconds = dict.fromkeys(STAGES, 0.0)
     boxes = 0
-    for sample in tqdm(dataset, total=len(dataset), desc=f"predict {split}", unit="image",
-                      disable=not progress):
+    for sample in progress_bar.bar(dataset, desc=f"predict {split}", total=len(dataset),
+                                   unit="image", enabled=progress):
         result = model.predict(sample.image, options, sample.boxes)
         records += [{"image_id": sample.image_id, "keypoints": k.ravel().tolist(),
                      "score": float(s)} for k, s in zip(result.keypoints, result.scores)]

@@ -60,9 +60,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from torch.utils.data import Dataset as TorchDataset
-from tqdm import tqdm
 
 from pascal_person_pose import atomic, schema
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.dataset import Dataset, Sample
 from pascal_person_pose.errors import InputError
 
@@ -441,8 +441,8 @@ def _train_stage(run: _Run, stage: str, modules: dict[str, nn.Module], data: Tor
                                  shuffle=True, seed=run.seed, drop_last=False)
     per_epoch = math.ceil(len(sampler) / batch_size)
     log_every = max(1, steps // 100)
-    bar = tqdm(total=steps, initial=step, desc=stage, unit="step",
-               disable=not (run.progress and runtime.main))
+    bar = progress_bar.bar(desc=stage, total=steps, initial=step, unit="step",
+                           enabled=run.progress and runtime.main)
     start, running, count = time.perf_counter(), 0.0, 0
     while step < steps:
         epoch, offset = divmod(step, per_epoch)
@@ -558,8 +558,8 @@ def _shard_inference(run: _Run, crops: list[tuple[PersonCrops, int]], what: str,
     mine = crops[runtime.rank::runtime.world]
     batch = run.budget.batch_size
     results = []
-    for start in tqdm(range(0, len(mine), batch), desc=what, unit="batch",
-                      disable=not (run.progress and runtime.main)):
+    for start in progress_bar.bar(range(0, len(mine), batch), desc=what, unit="batch",
+                                  enabled=run.progress and runtime.main):
         items = [data[k] for data, k in mine[start:start + batch]]
         maps, logits = run_fcns(run.networks.pose, run.networks.part,
                                 np.stack([c.image for c in items]), runtime.device)

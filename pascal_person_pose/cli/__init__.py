@@ -10,11 +10,12 @@ import click
 
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.cli import benchmark, data, inspect, label, synth
+from pascal_person_pose.cli.conventions import SentenceGroup, quiet_option
 
 JOB_MODULES = (synth, data, inspect, benchmark, label)
 
 
-class _Group(click.Group):
+class _Group(SentenceGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -25,6 +26,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pascal-person-pose")
+@quiet_option
 def main() -> None:
     """PASCAL-Person-Part with 14 joints: download, prepare, inspect, score, label."""
 

@@ -7,13 +7,15 @@ submission with problems prints one line per problem on stderr and exits 2.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from pascal_person_pose.cli.conventions import AbsolutePath, quiet_option, show_progress
 from pascal_person_pose.layout import SPLITS
 
-_ROOT = click.argument("root", type=click.Path(exists=True, file_okay=False))
-_SUBMISSION = click.argument("submission", type=click.Path(exists=True))
+_ROOT = click.argument("root", type=AbsolutePath(exists=True, file_okay=False))
+_SUBMISSION = click.argument("submission", type=AbsolutePath(exists=True))
 _SPLIT = click.option("--split", type=click.Choice(SPLITS), default="val", show_default=True)
 
 
@@ -38,13 +40,14 @@ def _thresholds(ctx, param, value: str) -> tuple[float, ...]:
 @_ROOT
 @_SUBMISSION
 @_SPLIT
-def validate(root: str, submission: str, split: str) -> None:
+@quiet_option
+def validate(root: Path, submission: Path, split: str) -> None:
     """Check SUBMISSION (directory or .zip) against the SPLIT of the dataset at ROOT."""
     from pascal_person_pose.dataset import Dataset
     from pascal_person_pose.submission import read_submission, validate_submission
 
     sub = read_submission(submission)
-    problems = validate_submission(sub, Dataset(root, split))
+    problems = validate_submission(sub, Dataset(root, split), progress=show_progress())
     if problems:
         _fail(problems)
     click.echo(f"OK: {sub.summary()}")
@@ -54,11 +57,11 @@ def validate(root: str, submission: str, split: str) -> None:
 @_ROOT
 @_SUBMISSION
 @_SPLIT
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False),
               help="Write the scores (DESIGN section 6 JSON) here.")
 @click.option("--coco-oks", is_flag=True,
               help="Also report COCO OKS keypoint AP (an extra, not the paper's metric).")
-@click.option("--add-to", type=click.Path(file_okay=False),
+@click.option("--add-to", type=AbsolutePath(file_okay=False),
               help="Add the scores as a 'scored' row to this results directory.")
 @click.option("--method", help="Method name of the row (default: meta.json's method).")
 @click.option("--alpha", type=click.FloatRange(0, min_open=True), default=0.5, show_default=True,
@@ -68,8 +71,9 @@ def validate(root: str, submission: str, split: str) -> None:
               help="Pose mAP: pose-box IoU a match must exceed.")
 @click.option("--size-thresholds", default="0.005,0.02,0.08", show_default=True,
               callback=_thresholds, help="mIOU by size: XS/S/M/L bounds (fractions of the image).")
-def score(root: str, submission: str, split: str, json_out: str | None, coco_oks: bool,
-          add_to: str | None, method: str | None, alpha: float, min_iou: float,
+@quiet_option
+def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_oks: bool,
+          add_to: Path | None, method: str | None, alpha: float, min_iou: float,
           size_thresholds: tuple[float, ...]) -> None:
     """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables."""
     from pascal_person_pose import atomic, leaderboard
@@ -83,7 +87,8 @@ def score(root: str, submission: str, split: str, json_out: str | None, coco_oks
         raise click.UsageError("--add-to needs --method (or a method in meta.json)")
     try:
         scores = score_submission(root, sub, split, alpha=alpha, min_iou=min_iou,
-                                  size_thresholds=size_thresholds, coco_oks=coco_oks)
+                                  size_thresholds=size_thresholds, coco_oks=coco_oks,
+                                  progress=show_progress())
     except InvalidSubmission as e:
         _fail(e.problems)
     click.echo(leaderboard.score_tables_text(scores, method or "submission"))
@@ -98,12 +103,12 @@ def score(root: str, submission: str, split: str, json_out: str | None, coco_oks
 
 @click.command()
 @_SUBMISSION
-@click.argument("out", type=click.Path())
+@click.argument("out", type=AbsolutePath())
 @click.option("--head", type=float, default=0.65, show_default=True, help="Head-box IoU limit.")
 @click.option("--upper", type=float, default=0.5, show_default=True, help="Upper-body IoU limit.")
 @click.option("--lower", type=float, default=0.5, show_default=True, help="Lower-body IoU limit.")
 @click.option("--whole", type=float, default=0.4, show_default=True, help="Whole-body IoU limit.")
-def nms(submission: str, out: str, head: float, upper: float, lower: float, whole: float) -> None:
+def nms(submission: Path, out: Path, head: float, upper: float, lower: float, whole: float) -> None:
     """Pose NMS (paper Sec. 4.1) of SUBMISSION's poses, per image; write OUT (dir or .zip)."""
     from pascal_person_pose.submission import InvalidSubmission, nms_submission
 
@@ -116,10 +121,10 @@ def nms(submission: str, out: str, head: float, upper: float, lower: float, whol
 
 
 @click.command(name="leaderboard")
-@click.argument("results", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), required=True,
+@click.argument("results", type=AbsolutePath(exists=True, file_okay=False))
+@click.option("--out", type=AbsolutePath(file_okay=False), required=True,
               help="Folder for leaderboard.md/.html/.csv and the plots.")
-def leaderboard_command(results: str, out: str) -> None:
+def leaderboard_command(results: Path, out: Path) -> None:
     """Regenerate the leaderboard (Markdown, HTML, CSV, plots) from RESULTS/*.json."""
     from pascal_person_pose.leaderboard import write_leaderboard
 

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from pascal_person_pose.cli.conventions import AbsolutePath, path_or_url, quiet_option, show_progress
+
 
 @click.command()
-@click.argument("raw", type=click.Path(file_okay=False))
+@click.argument("raw", type=AbsolutePath(file_okay=False))
 @click.option("--only", "only", multiple=True,
               help="Fetch only this source (repeatable): voc2010, pascal_part, "
                    "pascal_person_part, pose_annotations.")
-@click.option("--mirror", metavar="URL|DIR",
+@click.option("--mirror", metavar="URL|DIR", callback=path_or_url,
               help="A directory holding the archives under their upstream names, or a base "
                    "URL tried before the upstream hosts.")
-@click.option("--manifest", type=click.Path(dir_okay=False, exists=True),
-              help="Another source manifest (default: annotations/sources.json).")
+@click.option("--manifest", type=AbsolutePath(dir_okay=False, exists=True),
+              help="Another source manifest (default: the one in the package, "
+                   "pascal_person_pose/sources/manifest.json).")
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Resumed attempts per URL after a cut or failed transfer.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def download(raw: str, only: tuple[str, ...], mirror: str | None, manifest: str | None,
-             retries: int, quiet: bool) -> None:
+@quiet_option
+def download(raw: Path, only: tuple[str, ...], mirror: str | None, manifest: Path | None,
+             retries: int) -> None:
     """Fetch, check and extract the upstream sources into RAW (resumable).
 
     Sources that cannot be fetched (the pose annotations, handed out by the paper's authors,
@@ -31,7 +35,7 @@ def download(raw: str, only: tuple[str, ...], mirror: str | None, manifest: str 
     from pascal_person_pose.download import download as run_download
 
     report = run_download(raw, only=only or None, mirror=mirror, manifest=manifest,
-                          retries=retries, progress=not quiet)
+                          retries=retries, progress=show_progress())
     for result in report.results:
         if result.status != "manual":
             click.echo(f"{result.name}: {result.status} ({result.message})")
@@ -42,8 +46,8 @@ def download(raw: str, only: tuple[str, ...], mirror: str | None, manifest: str 
 
 
 @click.command()
-@click.argument("raw", type=click.Path(exists=True, file_okay=False))
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("raw", type=AbsolutePath(exists=True, file_okay=False))
+@click.argument("out", type=AbsolutePath(file_okay=False))
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes preparing images in parallel (default: all cores).")
 @click.option("--copy-images", is_flag=True,
@@ -54,15 +58,15 @@ def download(raw: str, only: tuple[str, ...], mirror: str | None, manifest: str 
               default="right_first", show_default=True,
               help="Which side rows 2-7 of the pose files are: the person's right "
                    "(right_first) or left.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def prepare(raw: str, out: str, workers: int | None, copy_images: bool, neck_in_head: bool,
-            side_order: str, quiet: bool) -> None:
+@quiet_option
+def prepare(raw: Path, out: Path, workers: int | None, copy_images: bool, neck_in_head: bool,
+            side_order: str) -> None:
     """Build the canonical dataset OUT from the raw tree RAW (resumable)."""
     from pascal_person_pose.prepare import prepare as run_prepare
 
     summary = run_prepare(raw, out, workers=workers, copy_images=copy_images,
                           neck_in_head=neck_in_head, side_order=side_order,
-                          progress=not quiet)
+                          progress=show_progress())
     rows = summary.rows()
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

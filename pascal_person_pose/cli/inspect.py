@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from pascal_person_pose.cli.conventions import AbsolutePath, quiet_option, show_progress
 from pascal_person_pose.errors import InputError
 
-_ROOT = click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+_ROOT = click.argument("root", type=AbsolutePath(exists=True, file_okay=False))
 
 
 def _splits(root: Path, split: str | None) -> list[str]:
@@ -60,14 +61,16 @@ def _format_table(stats: list[dict]) -> str:
 @click.command("info")
 @_ROOT
 @click.option("--split", default=None, help="Only this split (default: every split present).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False),
               help="Also write the statistics as JSON.")
+@quiet_option
 def info(root: Path, split: str | None, json_out: Path | None) -> None:
     """Statistics of a canonical dataset per split: images, persons, joints, sizes, parts."""
     from pascal_person_pose import atomic
     from pascal_person_pose.dataset import Dataset
 
-    stats = [Dataset(root, s).statistics() for s in _splits(root, split)]
+    stats = [Dataset(root, s).statistics(progress=show_progress())
+             for s in _splits(root, split)]
     click.echo(_format_table(stats))
     if json_out is not None:
         atomic.write_json(json_out, {s["split"]: s for s in stats}, indent=2)
@@ -76,7 +79,7 @@ def info(root: Path, split: str | None, json_out: Path | None) -> None:
 @click.command("show")
 @_ROOT
 @click.argument("image")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True, type=AbsolutePath(dir_okay=False),
               help="PNG file to write.")
 @click.option("--split", default=None, help="Look only in this split (default: all).")
 @click.option("--parts/--no-parts", default=True, help="Draw the part map.")

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import click
 
+from pascal_person_pose.cli.conventions import (AbsolutePath, SentenceGroup, quiet_option,
+                                                show_progress)
 from pascal_person_pose.layout import SPLITS
 
-_ROOT = click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+_ROOT = click.argument("root", type=AbsolutePath(exists=True, file_okay=False))
 _SPLIT = click.option("--split", required=True, type=click.Choice(SPLITS),
                       help="The split to work on.")
 _FORMATS = {".xml": "cvat", ".json": "labelstudio"}
 
 
-@click.group("label")
+@click.group("label", cls=SentenceGroup)
 def label() -> None:
     """Label joints: propose them from part masks, edit them in a browser, check them."""
 
@@ -23,6 +25,7 @@ def label() -> None:
 @label.command()
 @_ROOT
 @_SPLIT
+@quiet_option
 def propose(root: Path, split: str) -> None:
     """Propose unlabelled joints from the part masks.
 
@@ -30,7 +33,7 @@ def propose(root: Path, split: str) -> None:
     are never changed. A second run replaces the pending proposals."""
     from pascal_person_pose.label.proposals import propose_split
 
-    summary = propose_split(root, split)
+    summary = propose_split(root, split, progress=show_progress())
     click.echo(f"{summary.persons} persons with unlabelled joints, "
                f"{summary.persons_with_proposals} got proposals (revision {summary.revision})")
     for name, count in summary.proposed.items():
@@ -66,16 +69,17 @@ def serve(ctx: click.Context, root: Path, split: str, host: str, port: int) -> N
 @label.command()
 @_ROOT
 @_SPLIT
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False),
               help="Write the full report as JSON.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="Rows of the printed table (the JSON has every flag).")
+@quiet_option
 def check(root: Path, split: str, json_out: Path | None, limit: int) -> None:
     """QA checks of the split's joints, most severe first."""
     from pascal_person_pose import atomic
     from pascal_person_pose.label import qa
 
-    flags = qa.check_split(root, split)
+    flags = qa.check_split(root, split, progress=show_progress())
     click.echo(qa.format_table(flags, limit))
     click.echo(", ".join(f"{s}: {sum(f.severity == s for f in flags)}" for s in qa.SEVERITIES))
     if json_out is not None:
@@ -98,7 +102,7 @@ _FORMAT = click.option("--format", "fmt", type=click.Choice(["cvat", "labelstudi
 @label.command("export")
 @_ROOT
 @_SPLIT
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True, type=AbsolutePath(dir_okay=False),
               help="File to write (.xml for CVAT, .json for Label Studio).")
 @_FORMAT
 @click.option("--image-url", default=None,
@@ -121,7 +125,7 @@ def export(root: Path, split: str, out: Path, fmt: str | None, image_url: str | 
 @label.command("import")
 @_ROOT
 @_SPLIT
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=AbsolutePath(exists=True, dir_okay=False))
 @_FORMAT
 def import_(root: Path, split: str, file: Path, fmt: str | None) -> None:
     """Import joints edited in CVAT or Label Studio (one atomic save)."""

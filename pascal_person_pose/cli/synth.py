@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from pascal_person_pose.cli.conventions import AbsolutePath, quiet_option, show_progress
+
 
 @click.command("synth")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
+@click.option("--out", required=True, type=AbsolutePath(),
               help="Root of the raw tree to write (created if missing).")
 @click.option("--images", "n_images", type=int, default=200, show_default=True,
               help="Number of images.")
@@ -22,13 +24,15 @@ import click
               help="Share of the images in the val list.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Worker processes (the output does not depend on it).")
+@quiet_option
 def synth(out: Path, n_images: int, seed: int, width: int, height: int, val_fraction: float,
           workers: int) -> None:
     """Render synthetic multi-person scenes into OUT in the upstream formats."""
     from pascal_person_pose.synth import write_raw_tree
 
     start = time.perf_counter()
-    summary = write_raw_tree(out, n_images, seed, width, height, val_fraction, workers)
+    summary = write_raw_tree(out, n_images, seed, width, height, val_fraction, workers,
+                             progress=show_progress())
     seconds = time.perf_counter() - start
     for key, value in summary.items():
         if isinstance(value, dict):

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose import schema
 from pascal_person_pose.label import store as store_module
 
@@ -349,7 +350,7 @@ class ProposalSummary:
     revision: int  # the annotation file's revision after the run
 
 
-def propose_split(root: str | os.PathLike, split: str) -> ProposalSummary:
+def propose_split(root: str | os.PathLike, split: str, progress: bool = True) -> ProposalSummary:
     """Propose every unlabelled joint of every person of a split; one atomic save.
 
     Pending proposals from an earlier run are replaced; labelled joints are never touched.
@@ -359,7 +360,8 @@ def propose_split(root: str | os.PathLike, split: str) -> ProposalSummary:
     dataset = Dataset(root, split)
     store = store_module.AnnotationStore(root, split)
     computed: dict[int, np.ndarray] = {}
-    for sample in dataset:
+    for sample in progress_bar.bar(dataset, desc="propose", total=len(dataset), unit="img",
+                                   enabled=progress):
         if not (sample.keypoints[..., 2] == 0).any():
             continue
         part_map, instance_map = sample.part_map, sample.instance_map

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose import schema
 from pascal_person_pose.label import proposals as proposals_module
 from pascal_person_pose.label.store import person_arrays
@@ -290,8 +291,8 @@ def sort_flags(flags: list[Flag]) -> list[Flag]:
                                         f.annotation_id))
 
 
-def check_split(root: str | os.PathLike, split: str, params: QAParams = QAParams()
-                ) -> list[Flag]:
+def check_split(root: str | os.PathLike, split: str, params: QAParams = QAParams(),
+                progress: bool = True) -> list[Flag]:
     """Every flag of every person of a split, sorted by severity."""
     from pascal_person_pose.dataset import Dataset
 
@@ -299,7 +300,8 @@ def check_split(root: str | os.PathLike, split: str, params: QAParams = QAParams
     poses = [dataset.keypoints(entry["id"]) for entry in dataset.images]
     stats = BoneStats.fit(np.concatenate([np.zeros((0, schema.NUM_JOINTS, 3)), *poses]), params)
     flags: list[Flag] = []
-    for sample in dataset:
+    for sample in progress_bar.bar(dataset, desc="check", total=len(dataset), unit="img",
+                                   enabled=progress):
         if not sample.persons:
             continue
         records = dataset.annotations(sample.image_id)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose import schema
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.layout import RawLayout
@@ -94,7 +96,8 @@ def _check(out: Path, n_images: int, seed: int, width: int, height: int,
 
 
 def write_raw_tree(out: str | os.PathLike, n_images: int, seed: int, width: int = 320,
-                   height: int = 240, val_fraction: float = 0.5, workers: int = 1) -> dict:
+                   height: int = 240, val_fraction: float = 0.5, workers: int = 1,
+                   progress: bool = True) -> dict:
     """Render ``n_images`` scenes into the upstream layout under ``out``; returns a summary
     (counts of images per split, persons per size bucket, truncated and occluded persons,
     joints per visibility, objects, label PNG encodings).
@@ -104,12 +107,11 @@ def write_raw_tree(out: str | os.PathLike, n_images: int, seed: int, width: int 
     out = Path(out)
     _check(out, n_images, seed, width, height, val_fraction, workers)
     write = partial(_write_image, str(out), seed, width, height)
-    if workers == 1:
-        stats = [write(i) for i in range(n_images)]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            stats = list(pool.map(write, range(n_images),
-                                  chunksize=max(1, n_images // (4 * workers))))
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        images = map(write, range(n_images)) if pool is None else \
+            pool.map(write, range(n_images), chunksize=max(1, n_images // (4 * workers)))
+        stats = list(progress_bar.bar(images, desc="synth", total=n_images, unit="img",
+                                      enabled=progress))
     layout = RawLayout(out)
     val = set(np.random.default_rng(seed).permutation(n_images)[:round(n_images * val_fraction)]
               .tolist())
