@@ -1,5 +1,5 @@
 """Fetch the upstream sources into a raw tree (``ppp download RAW``), driven by the manifest
-``annotations/sources.json``.
+``pascal_person_pose/sources/manifest.json`` (package data, specified in docs/formats.md).
 
 Upstream hosts are old university pages that go down and cut transfers, so every step is
 restartable: an archive is fetched into ``RAW/archives/<filename>.part`` and resumed with
@@ -34,13 +34,15 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from pascal_person_pose import __version__, atomic
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 
-MANIFEST_PATH = Path(__file__).resolve().parents[1] / "annotations" / "sources.json"
+MANIFEST_PATH = resources.files("pascal_person_pose.sources") / "manifest.json"
 STATE_FILE = ".checksums.json"
 ARCHIVE_DIR = "archives"
 _CHUNK = 1 << 20
@@ -95,7 +97,7 @@ class FetchError(Exception):
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> dict[str, Source]:
-    """The sources of the manifest, by name (the default is the project's ``sources.json``)."""
+    """The sources of the manifest, by name (the default is the package's ``manifest.json``)."""
     path = Path(path) if path is not None else MANIFEST_PATH
     try:
         entries = json.loads(path.read_text())["sources"]
@@ -270,8 +272,6 @@ def fetch(url: str, dest: str | os.PathLike, size: int | None = None, retries: i
     server that ignores Range (answers 200) starts the file over. ``dest`` appears only
     once complete.
     """
-    from tqdm import tqdm
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -291,9 +291,9 @@ def fetch(url: str, dest: str | os.PathLike, size: int | None = None, retries: i
                     part.unlink(missing_ok=True)
                     last_error = "the server answered with a range that was not asked for"
                     continue
-                with open(part, mode) as f, tqdm(
-                        total=total, initial=have if mode == "ab" else 0, unit="B",
-                        unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                with open(part, mode) as f, progress_bar.bar(
+                        desc=dest.name, total=total, initial=have if mode == "ab" else 0,
+                        unit="B", unit_scale=True, enabled=progress) as bar:
                     while chunk := response.read(_CHUNK):
                         f.write(chunk)
                         bar.update(len(chunk))
