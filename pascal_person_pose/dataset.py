@@ -23,7 +23,6 @@ read: they must exist, have the size the JSON gives, and (part maps) hold only 0
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,7 +32,7 @@ from typing import Iterator
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pascal_person_pose import layout, schema
+from pascal_person_pose import layout, safe_json, schema
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.sources import voc
@@ -274,13 +273,9 @@ def _stack(arrays: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "annotation file not found (run `ppp prepare` first)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, f"not valid JSON ({e})") from None
+    if not os.path.lexists(path):
+        raise InputError(path, "annotation file not found (run `ppp prepare` first)")
+    return safe_json.load(path, allow_nan=True)  # _validate names the field of a NaN
 
 
 def _is_int(value) -> bool:

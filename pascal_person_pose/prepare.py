@@ -28,7 +28,6 @@ stopped.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pascal_person_pose import atomic, layout, schema
+from pascal_person_pose import atomic, layout, safe_json, schema
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 
@@ -122,6 +121,7 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, workers: int | None 
         raise ValueError(f"side_order must be one of {SIDE_ORDERS}, got {side_order!r}")
     raw_layout, out = layout.RawLayout(raw), Path(out)
     splits = _read_splits(raw_layout)
+    atomic.make_dirs(out / STATE_DIR)
     options = {"copy_images": copy_images, "neck_in_head": neck_in_head,
                "side_order": side_order}
     tasks = [_Task(voc_id, os.fspath(raw_layout.root.absolute()), os.fspath(out.absolute()),
@@ -210,10 +210,12 @@ def _final_path(out: Path, kind: str, voc_id: str, suffix: str) -> Path:
 
 
 def _read_record(out: Path, voc_id: str) -> dict | None:
+    """The record of an image, or None (redo the image) when missing or not a record."""
     try:
-        return json.loads(_record_path(out, voc_id).read_text())
-    except (FileNotFoundError, ValueError):
+        record = safe_json.load(_record_path(out, voc_id))
+    except InputError:
         return None
+    return record if isinstance(record, dict) else None
 
 
 def _is_done(task: _Task) -> bool:

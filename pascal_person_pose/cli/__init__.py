@@ -1,14 +1,17 @@
 """`ppp`: the command line. Thin: each job's module parses options, calls the library and
-prints. Bad input (``InputError``, ``click.UsageError``) ends with one line and exit 2.
+prints. Bad input (``InputError``, ``click.UsageError``) ends with one line and exit 2, and
+so does a file the system refuses (an ``OSError`` naming a file: permission denied, disk
+full); any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from pascal_person_pose.errors import InputError
+from pascal_person_pose.errors import InputError, os_error
 from pascal_person_pose.cli import benchmark, data, inspect, label, synth
 from pascal_person_pose.cli.conventions import SentenceGroup, quiet_option
 
@@ -20,8 +23,19 @@ class _Group(SentenceGroup):
         try:
             return super().invoke(ctx)
         except InputError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            _fail(e)
+        except OSError as e:
+            if isinstance(e, BrokenPipeError):  # `ppp ... | head`: the reader left, not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+                sys.exit(1)
+            if e.filename is None:
+                raise
+            _fail(os_error(e))
+
+
+def _fail(error: InputError) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
