@@ -11,7 +11,15 @@ A submission is a directory or a ``.zip`` holding::
 
 Either task may be left out. A zip may wrap everything in one top folder. Hidden entries
 and ``__MACOSX/`` are ignored; any other entry is reported, so a misnamed ``poses.json``
-is caught instead of silently turning the submission into a parts-only one.
+is caught instead of silently turning the submission into a parts-only one. Names are
+case-sensitive and normalised before they are compared (``./pose.json`` is ``pose.json``,
+and both at once are a duplicate); anything named ``pose.json`` that is not a readable
+regular file is a problem, never a missing pose task.
+
+Submissions come from strangers: :class:`~.limits.SubmissionLimits` bounds what is read
+(per file, in total, the compression ratio, the number of files), checked on declared
+sizes before anything is inflated, so the memory of reading one stays a small multiple of
+its largest member.
 
 Validation never stops at the first problem: it names every one (file, record, field),
 keeping the first ``limit`` and counting the rest, and a submission with any problem is
@@ -34,19 +42,21 @@ import json
 import os
 import re
 import shutil
+import stat
+import struct
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pascal_person_pose import atomic
+from pascal_person_pose import atomic, safe_json
 from pascal_person_pose import progress as progress_bar
-from pascal_person_pose.errors import InputError
+from pascal_person_pose.errors import InputError, os_error
+from pascal_person_pose.limits import RATIO_FLOOR, SubmissionLimits
 from pascal_person_pose.schema import JOINT_NAMES, NUM_JOINTS, NUM_PARTS, voc_palette
 
 POSE_FILE = "pose.json"
@@ -57,7 +67,11 @@ META_FIELDS = ("method", "authors", "paper", "backbone", "training_data", "url")
 PART_MODES = ("L", "P")
 PROBLEM_LIMIT = 20
 
+_LISTING_BYTES_PER_FILE = 1024  # zip central directory bytes allowed per allowed file
 _PART_NAME = re.compile(r"^(\d{4}_\d{6})\.png$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_OTHER_FORMATS = ((b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+                  (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"RIFF", "RIFF (WebP)"))
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # a fixed timestamp keeps written zips reproducible
 
 
@@ -120,26 +134,43 @@ class InvalidSubmission(InputError):
         super().__init__(first.file, first.message + suffix, first.record, first.field)
 
 
+DEFAULT_LIMITS = SubmissionLimits()
+
+
 @dataclass
 class Submission:
-    """A submission as read from disk: parsed JSON, part map names, reading problems.
+    """A submission as read from disk: parsed JSON, part map entries, reading problems.
 
-    ``poses`` is the parsed ``pose.json`` (None when the submission has no pose task, or
-    when it could not be parsed: then ``problems`` says why); ``parts`` maps each VOC id to
-    its entry (a path, or the PNG bytes of a zip member, read once with the zip open).
+    ``poses`` is the parsed ``pose.json`` (``pose_parsed`` says whether it could be read
+    and parsed at all; when not, ``problems`` says why); ``parts`` maps each VOC id to its
+    entry (a file of a folder, or a member of the zip, which stays open for reading them:
+    close the submission, or use it as a context manager, when done).
     """
 
     path: Path
     poses: object = None
     has_pose: bool = False
-    parts: dict[str, Path | bytes] = field(default_factory=dict)
+    pose_parsed: bool = False
+    parts: dict[str, Path | zipfile.ZipInfo] = field(default_factory=dict)
     has_parts: bool = False
     meta: dict | None = None
     problems: list[Problem] = field(default_factory=list)
+    limits: SubmissionLimits = DEFAULT_LIMITS
+    archive: zipfile.ZipFile | None = field(default=None, repr=False)
+
+    def __enter__(self) -> Submission:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
 
     def part_bytes(self, voc_id: str) -> bytes:
-        entry = self.parts[voc_id]
-        return entry if isinstance(entry, bytes) else Path(entry).read_bytes()
+        """The PNG bytes of one part map; InputError (naming it) when they cannot be read."""
+        return _read_member(self, f"{PARTS_DIR}/{voc_id}.png", self.parts[voc_id])
 
     def summary(self) -> str:
         """One line of counts, e.g. for ``ppp validate``."""
@@ -169,108 +200,256 @@ class PoseArrays:
         return {int(i): idx for i, idx in zip(ids, np.split(order, starts[1:]))}
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One entry of a submission, its name normalised, before it is admitted."""
+
+    name: str  # relative to the submission root, "/"-separated, no "." or empty parts
+    source: Path | zipfile.ZipInfo | None  # None: a folder
+    size: int = 0  # uncompressed bytes (as declared, for a zip member)
+    compressed: int | None = None  # bytes in the zip
+    problem: str | None = None  # why it cannot be read as a file
+    origin: str | None = None  # the zip member it comes from, as written there
+
+
 # --------------------------------------------------------------------------------- read
 
 
-def read_submission(path: str | os.PathLike) -> Submission:
+def read_submission(path: str | os.PathLike,
+                    limits: SubmissionLimits = DEFAULT_LIMITS) -> Submission:
     """Read a submission directory or zip; entry-level problems go to ``.problems``.
 
-    Raises :class:`InputError` only when ``path`` is not a submission at all (missing, or
-    neither a directory nor a readable zip).
+    Member names are normalised (``./pose.json``, ``parts//x.png`` and backslashes name the
+    same file as their plain form, so they count as duplicates); anything named like a
+    submission file that is not a regular file (a folder, a broken or zipped symbolic
+    link, a FIFO) is a problem, never skipped. Raises :class:`InputError` only when
+    ``path`` is not a submission at all (missing, neither a directory nor a readable zip,
+    or a zip with more entries than ``limits.files``).
     """
     path = Path(path)
+    sub = Submission(path, limits=limits)
     if path.is_dir():
-        entries = _directory_entries(path)
-        sub = Submission(path)
+        members = _directory_members(path, limits, sub.problems)
     elif path.is_file():
-        try:
-            with zipfile.ZipFile(path) as zf:
-                sub = Submission(path)
-                entries = _zip_entries(zf, path, sub.problems)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise InputError(path, f"not a readable zip file ({e}); a submission is a "
-                                   "directory or a .zip") from None
+        sub.archive = _open_zip(path, limits)
+        members = _zip_members(sub.archive, path, sub.problems)
     else:
         raise InputError(path, "no such submission (a directory or a .zip)")
-    for name, data in entries:
-        _add_entry(sub, name, data)
+    for member in _admit(members, limits, path.name, sub.problems):
+        _add_entry(sub, member)
     if not sub.has_pose and not sub.has_parts:
         sub.problems.append(Problem(
             path.name, f"empty submission: neither {POSE_FILE} nor {PARTS_DIR}/<voc_id>.png"))
     return sub
 
 
-def _directory_entries(root: Path) -> Iterator[tuple[str, Path]]:
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not _ignored(PurePosixPath(p.relative_to(root).as_posix())):
-            yield p.relative_to(root).as_posix(), p
+def _open_zip(path: Path, limits: SubmissionLimits) -> zipfile.ZipFile:
+    """The open zip, after checking from its end record that its listing is of sane size
+    (:class:`zipfile.ZipFile` builds an object per entry before anyone can look)."""
+    try:
+        with open(path, "rb") as f:
+            end = zipfile._EndRecData(f)  # noqa: SLF001 - the stdlib's own end-record parser
+        if end is None:
+            raise zipfile.BadZipFile("no end of central directory record")
+        entries, listing = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+        if entries > limits.files or listing > limits.files * _LISTING_BYTES_PER_FILE:
+            raise InputError(path, f"lists {entries} entries in {listing} bytes, more than the "
+                                   f"limit of {limits.files} files (--max-files)")
+        return zipfile.ZipFile(path)
+    except InputError:
+        raise
+    except OSError as e:
+        raise os_error(e, path, "cannot read") from None
+    except Exception as e:  # noqa: BLE001 - any failure to parse is a broken input file
+        raise InputError(path, f"not a readable zip file ({type(e).__name__}: {e}); a "
+                               "submission is a directory or a .zip") from None
 
 
-def _zip_entries(zf: zipfile.ZipFile, path: Path,
-                 problems: list[Problem]) -> list[tuple[str, bytes]]:
-    """Members as (name relative to the submission root, bytes); unsafe names reported."""
-    seen: set[str] = set()
+def _zip_members(zf: zipfile.ZipFile, path: Path, problems: list[Problem]) -> list[_Member]:
+    """Every member with its normalised name; names escaping the root are reported."""
     members = []
     for info in zf.infolist():
-        name = info.filename
-        pure = PurePosixPath(name.replace("\\", "/"))
-        if pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", name):
+        name = _normalise(info.filename)
+        if name is None:
             problems.append(Problem(path.name, "path escapes the submission root",
-                                    record=f"member {name!r}"))
+                                    record=f"member {info.filename!r}"))
             continue
-        if info.is_dir() or _ignored(pure):
+        if not name or _ignored(PurePosixPath(name)):
             continue
-        if name in seen:
-            problems.append(Problem(path.name, "duplicate zip entry",
-                                    record=f"member {name!r}"))
+        if info.is_dir():
+            members.append(_Member(name, None, origin=f"member {info.filename!r}"))
             continue
-        seen.add(name)
-        members.append((pure.as_posix(), info))
-    names = [n for n, _ in members]
-    tops = {n.split("/", 1)[0] for n in names}
-    strip = ""
-    if len(tops) == 1 and all("/" in n for n in names) and tops != {PARTS_DIR}:
+        problem = None
+        if stat.S_ISLNK(info.external_attr >> 16):
+            problem = "is a symbolic link; a submission holds plain files"
+        elif info.flag_bits & 0x1:
+            problem = "is encrypted"
+        elif info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            problem = (f"is compressed with zip method {info.compress_type}; use deflate "
+                       "or none (stored)")
+        members.append(_Member(name, info, info.file_size, info.compress_size, problem,
+                               origin=f"member {info.filename!r}"))
+    tops = {m.name.split("/", 1)[0] for m in members if m.source is not None}
+    files = [m for m in members if m.source is not None]
+    if len(tops) == 1 and files and all("/" in m.name for m in files) and tops != {PARTS_DIR}:
         strip = tops.pop() + "/"  # `zip -r sub.zip sub/` wraps everything in one folder
+        members = [replace(m, name=m.name[len(strip):]) for m in members
+                   if m.name.startswith(strip)]
+    return members
+
+
+def _normalise(name: str) -> str | None:
+    """The member name as a plain relative path ("" for the root), None if it escapes."""
+    unified = name.replace("\\", "/")
+    if unified.startswith("/") or re.match(r"^[A-Za-z]:", unified):
+        return None
+    parts = [p for p in unified.split("/") if p not in ("", ".")]
+    return None if ".." in parts else "/".join(parts)
+
+
+def _directory_members(root: Path, limits: SubmissionLimits,
+                       problems: list[Problem]) -> list[_Member]:
+    """Every file under ``root`` (symbolic links followed, loops cut) and every folder."""
+    members: list[_Member] = []
+    here = root.stat()
+    visited = {(here.st_dev, here.st_ino)}
+
+    def unreadable(error: OSError) -> None:
+        problems.append(Problem(_relative(root, error.filename), os_error(error).message))
+
+    for top, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        kept = []
+        for name in sorted(dirs):
+            path = Path(top, name)
+            try:
+                st = path.stat()
+            except OSError as e:
+                unreadable(e)
+                continue
+            if (st.st_dev, st.st_ino) in visited:
+                problems.append(Problem(_relative(root, path), "symbolic link to a folder "
+                                                               "already read (a loop)"))
+                continue
+            visited.add((st.st_dev, st.st_ino))
+            kept.append(name)
+            members.append(_Member(_relative(root, path), None))
+        dirs[:] = kept
+        for name in sorted(files):
+            members.append(_file_member(root, Path(top, name)))
+        if len(members) > limits.files:
+            problems.append(Problem(root.name, f"holds more than {limits.files} files and "
+                                               "folders, the limit (--max-files)"))
+            break
+    return members
+
+
+def _file_member(root: Path, path: Path) -> _Member:
+    name = _relative(root, path)
     try:
-        return [(n[len(strip):], zf.read(info)) for n, info in members]
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
-        raise InputError(path, f"corrupt zip member ({e})") from None
+        st = path.stat()
+    except FileNotFoundError:
+        problem = "is a broken symbolic link" if path.is_symlink() else "vanished"
+        return _Member(name, path, problem=problem)
+    except OSError as e:
+        return _Member(name, path, problem=os_error(e, doing="cannot read").message)
+    if not stat.S_ISREG(st.st_mode):
+        return _Member(name, path, problem="is not a regular file (a FIFO, device or socket)")
+    return _Member(name, path, st.st_size)
+
+
+def _relative(root: Path, path: str | os.PathLike) -> str:
+    return Path(path).relative_to(root).as_posix()
+
+
+def _admit(members: list[_Member], limits: SubmissionLimits, container: str,
+           problems: list[Problem]) -> Iterator[_Member]:
+    """The members to read: ignored ones left out, folders named like a file, duplicates
+    and oversized members reported; the sizes are the declared ones, nothing is read."""
+    seen: dict[str, str] = {}
+    total = 0
+    for m in members:
+        if not m.name or _ignored(PurePosixPath(m.name)):
+            continue
+        if m.source is None:  # a folder: fine unless something expects a file there
+            if m.name in (POSE_FILE, META_FILE) or m.name.startswith(f"{PARTS_DIR}/"):
+                problems.append(Problem(m.name, "is a folder, not a file"))
+                seen[m.name] = m.origin or m.name
+            continue
+        if m.name in seen:
+            problems.append(Problem(container, f"duplicate entry: names the same file as "
+                                               f"{seen[m.name]}", record=m.origin or m.name))
+            continue
+        seen[m.name] = m.origin or m.name
+        limit = limits.for_member(m.name)
+        option = "--max-pose-size" if m.name == POSE_FILE else "--max-member-size"
+        if m.problem is None and m.size > limit:
+            m = replace(m, problem=f"is {m.size} bytes uncompressed, more than the limit of "
+                                   f"{limit} ({option})")
+        elif (m.problem is None and m.compressed is not None and m.size > RATIO_FLOOR
+              and m.size > limits.ratio * max(m.compressed, 1)):
+            m = replace(m, problem=f"inflates {m.compressed} bytes to {m.size}, a ratio "
+                                   f"above the limit of {limits.ratio:g} (--max-ratio)")
+        elif m.problem is None:
+            total += m.size
+            if total > limits.total_bytes:
+                problems.append(Problem(m.name, f"the files add up to more than the limit of "
+                                                f"{limits.total_bytes} bytes "
+                                                "(--max-total-size); not read from here on"))
+                return
+        yield m
 
 
 def _ignored(pure: PurePosixPath) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in pure.parts)
 
 
-def _add_entry(sub: Submission, name: str, data: Path | bytes) -> None:
+def _add_entry(sub: Submission, member: _Member) -> None:
+    name = member.name
     if name == POSE_FILE:
         sub.has_pose = True
-        sub.poses = _parse_json(sub, POSE_FILE, data)
-    elif name == META_FILE:
-        meta = _parse_json(sub, META_FILE, data)
-        sub.meta = meta if _check_meta(meta, sub.problems) else None
     elif name.startswith(f"{PARTS_DIR}/"):
         sub.has_parts = True
+    if member.problem is not None:
+        sub.problems.append(Problem(name, member.problem))
+    elif name == POSE_FILE:
+        sub.poses, sub.pose_parsed = _parse_json(sub, member, allow_nan=True)
+    elif name == META_FILE:
+        meta, parsed = _parse_json(sub, member)
+        sub.meta = meta if parsed and _check_meta(meta, sub.problems) else None
+    elif name.startswith(f"{PARTS_DIR}/"):
         match = _PART_NAME.match(name[len(PARTS_DIR) + 1:])
         if match is None:
             sub.problems.append(Problem(name, "part maps are named parts/<voc_id>.png, "
                                               "e.g. parts/2008_000652.png"))
         else:
-            sub.parts[match.group(1)] = data
+            sub.parts[match.group(1)] = member.source
     else:
         sub.problems.append(Problem(name, f"unexpected entry: a submission holds {POSE_FILE}, "
                                           f"{PARTS_DIR}/<voc_id>.png and {META_FILE}"))
 
 
-def _parse_json(sub: Submission, name: str, data: Path | bytes):
-    raw = data if isinstance(data, bytes) else Path(data).read_bytes()
+def _read_member(sub: Submission, name: str, source: Path | zipfile.ZipInfo) -> bytes:
+    """The bytes of an admitted member (never more than its limit)."""
+    if isinstance(source, Path):
+        try:
+            return safe_json.read_bytes(source, sub.limits.for_member(name))
+        except InputError as e:
+            raise InputError(name, e.message) from None
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        sub.problems.append(Problem(name, "not UTF-8 text"))
-    except json.JSONDecodeError as e:
-        sub.problems.append(Problem(name, f"not valid JSON: {e.msg}",
-                                    record=f"line {e.lineno}", field=f"column {e.colno}"))
-    return None
+        with sub.archive.open(source) as f:
+            return f.read()  # zipfile stops at the declared size, checked on admission
+    except Exception as e:  # noqa: BLE001 - zlib, CRC, truncation: a broken member
+        raise InputError(name, f"corrupt zip member ({type(e).__name__}: {e})") from None
+
+
+def _parse_json(sub: Submission, member: _Member, allow_nan: bool = False) -> tuple[object, bool]:
+    """(value, True), or (None, False) with the problem added."""
+    try:
+        return safe_json.loads(_read_member(sub, member.name, member.source), member.name,
+                               allow_nan=allow_nan), True
+    except InputError as e:
+        sub.problems.append(Problem(member.name, e.message, e.record, e.field))
+        return None, False
 
 
 def _check_meta(meta, problems: list[Problem]) -> bool:
@@ -314,7 +493,7 @@ def validate_submission(submission: Submission, dataset=None, *, check_pixels: b
     problems = Problems(limit)
     problems.extend_problems(submission.problems)
     images = None if dataset is None else _image_sizes(dataset)
-    if submission.has_pose and submission.poses is not None:
+    if submission.has_pose and submission.pose_parsed:
         check_poses(submission.poses, images, problems)
     if submission.has_parts and dataset is not None:
         _check_part_names(submission, dataset, problems)
@@ -485,35 +664,49 @@ def read_part_map(submission: Submission, image: Mapping) -> tuple[np.ndarray | 
     """The checked labels of one image's part map (``image``: a dataset image entry)."""
     problems = Problems()
     voc = image["voc_id"]
-    labels = decode_part_map(submission.part_bytes(voc), f"{PARTS_DIR}/{voc}.png",
-                             (int(image["width"]), int(image["height"])), problems)
+    name = f"{PARTS_DIR}/{voc}.png"
+    try:
+        data = submission.part_bytes(voc)
+    except InputError as e:
+        problems.add(name, e.message, record=f"image {voc}", field="data")
+        return None, problems
+    labels = decode_part_map(data, name, (int(image["width"]), int(image["height"])), problems)
     return labels, problems
 
 
 def decode_part_map(data: bytes, name: str, size: tuple[int, int],
                     problems: Problems) -> np.ndarray | None:
-    """The labels of one part PNG, or None with the problems added."""
+    """The labels of one part PNG, or None with the problems added.
+
+    The format and the size are read from the first bytes before any decoder runs, so a
+    small PNG declaring a huge image (a decompression bomb) is refused without being
+    inflated, and no decoder gets to print warnings about it. Decoding is Pillow's, which
+    reports every broken file as an exception (OpenCV's would also print to stderr).
+    """
     record = f"image {name.rsplit('/', 1)[-1][:-4]}"
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        kind = next((k for magic, k in _OTHER_FORMATS if data.startswith(magic)), None)
+        problems.add(name, f"is {kind}, not PNG" if kind else "not a decodable PNG (no PNG "
+                                                              "header)",
+                     record=record, field="format" if kind else "data")
+        return None
+    declared = struct.unpack(">II", data[16:24]) if len(data) >= 24 else None
+    if declared != size:
+        shown = "x".join(map(str, declared)) if declared else "a truncated header"
+        problems.add(name, f"is {shown}, the image is {size[0]}x{size[1]}", record=record,
+                     field="size")
+        return None
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format != "PNG":
-                problems.add(name, f"is {im.format}, not PNG", record=record, field="format")
-                return None
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
             if im.mode not in PART_MODES:
                 problems.add(name, f"mode {im.mode}; part maps are 8-bit grayscale (L) or "
                                    "palette (P) images", record=record, field="mode")
                 return None
-            if im.size != size:
-                problems.add(name, f"is {im.size[0]}x{im.size[1]}, the image is "
-                                   f"{size[0]}x{size[1]}", record=record, field="size")
-                return None
-            labels = _decode_gray(data, im) if im.mode == "L" else None
-            if labels is None:
-                labels = np.asarray(im)
+            labels = np.asarray(im)
     except UnidentifiedImageError:
         problems.add(name, "not a decodable PNG (unrecognised data)", record=record, field="data")
         return None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         problems.add(name, f"not a decodable PNG ({e})", record=record, field="data")
         return None
     top = int(labels.max())
@@ -556,6 +749,7 @@ def oracle_submission(dataset) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 
 def nms_submission(path: str | os.PathLike, out: str | os.PathLike,
+                   limits: SubmissionLimits = DEFAULT_LIMITS,
                    **thresholds: float) -> tuple[int, int]:
     """Apply the paper's pose NMS per image to a submission's poses; write a new submission.
 
@@ -566,34 +760,24 @@ def nms_submission(path: str | os.PathLike, out: str | os.PathLike,
     """
     from pascal_person_pose.metrics.pose_nms import pose_nms
 
-    sub = read_submission(path)
-    problems = Problems()
-    problems.extend_problems(sub.problems)
-    if not sub.has_pose:
-        problems.add(Path(path).name, f"has no {POSE_FILE}: nothing to suppress")
-    elif sub.poses is not None:
-        check_poses(sub.poses, None, problems)
-    if problems:
-        raise InvalidSubmission(problems)
-    arrays = pose_arrays(sub.poses)
-    groups = arrays.by_image()
-    first = {int(i): n for n, i in reversed(list(enumerate(arrays.image_ids.tolist())))}
-    kept = [int(k) for image in sorted(groups, key=first.__getitem__)
-            for k in groups[image][pose_nms(arrays.keypoints[groups[image]],
-                                            arrays.scores[groups[image]], **thresholds)]]
-    part_pngs = {voc: sub.part_bytes(voc) for voc in sub.parts} if sub.has_parts else None
-    write_submission_files(out, [sub.poses[k] for k in kept], part_pngs, sub.meta)
+    with read_submission(path, limits) as sub:
+        problems = Problems()
+        problems.extend_problems(sub.problems)
+        if not sub.has_pose:
+            problems.add(Path(path).name, f"has no {POSE_FILE}: nothing to suppress")
+        elif sub.pose_parsed:
+            check_poses(sub.poses, None, problems)
+        if problems:
+            raise InvalidSubmission(problems)
+        arrays = pose_arrays(sub.poses)
+        groups = arrays.by_image()
+        first = {int(i): n for n, i in reversed(list(enumerate(arrays.image_ids.tolist())))}
+        kept = [int(k) for image in sorted(groups, key=first.__getitem__)
+                for k in groups[image][pose_nms(arrays.keypoints[groups[image]],
+                                                arrays.scores[groups[image]], **thresholds)]]
+        part_pngs = {voc: sub.part_bytes(voc) for voc in sub.parts} if sub.has_parts else None
+        write_submission_files(out, [sub.poses[k] for k in kept], part_pngs, sub.meta)
     return len(kept), len(sub.poses)
-
-
-def _decode_gray(data: bytes, im: Image.Image) -> np.ndarray | None:
-    """OpenCV's decoder for plain 8-bit grayscale PNGs: about 3x faster than Pillow's and it
-    releases the GIL, which matters when scoring decodes thousands of maps. None (use
-    Pillow) for anything it would not return as a plain HxW uint8 array."""
-    labels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if labels is None or labels.dtype != np.uint8 or labels.shape != im.size[::-1]:
-        return None
-    return labels
 
 
 # -------------------------------------------------------------------------------- write

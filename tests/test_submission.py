@@ -171,7 +171,7 @@ MALFORMED = [
     ("record-not-object", _edit_poses(lambda r, d: [[1, 2, 3]] + r[1:]),
      ["pose.json", "record 0", "must be an object", "a list"]),
     ("pose-json-invalid", _write_text("pose.json", '[{"image_id": 1,\n  oops}]'),
-     ["pose.json", "record line 2", "field column", "not valid JSON"]),
+     ["pose.json", "not valid JSON at line 2, column"]),
     ("pose-json-object", _write_text("pose.json", '{"image_id": 2009000012}'),
      ["pose.json", "must be a JSON list", "an object"]),
     ("pose-json-empty", _write_text("pose.json", "[]"), ["pose.json", "holds no poses"]),
@@ -211,7 +211,7 @@ MALFORMED = [
     ("meta-authors-type", _write_text("meta.json", '{"authors": 5}'),
      ["meta.json", "record meta", "field authors", "list of strings"]),
     ("meta-invalid-json", _write_text("meta.json", "{method: M}"),
-     ["meta.json", "record line 1", "field column 2", "not valid JSON"]),
+     ["meta.json", "not valid JSON at line 1, column 2"]),
 ]
 
 

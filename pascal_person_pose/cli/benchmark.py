@@ -6,6 +6,8 @@ submission with problems prints one line per problem on stderr and exits 2.
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 from pathlib import Path
 
@@ -13,10 +15,61 @@ import click
 
 from pascal_person_pose.cli.conventions import AbsolutePath, quiet_option, show_progress
 from pascal_person_pose.layout import SPLITS
+from pascal_person_pose.limits import SubmissionLimits
 
 _ROOT = click.argument("root", type=AbsolutePath(exists=True, file_okay=False))
 _SUBMISSION = click.argument("submission", type=AbsolutePath(exists=True))
 _SPLIT = click.option("--split", type=click.Choice(SPLITS), default="val", show_default=True)
+_DEFAULTS = SubmissionLimits()
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+class _Size(click.ParamType):
+    """A byte count: 123, 64K, 128M or 2G (binary units)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", str(value), re.IGNORECASE)
+        if match is None:
+            self.fail(f"{value!r} is not a size such as 500K, 128M or 2G", param, ctx)
+        return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def _shown(size: int) -> str:
+    return f"{size >> 30}G" if size % (1 << 30) == 0 else f"{size >> 20}M"
+
+
+def _limits(command):
+    """The options of :class:`~..limits.SubmissionLimits`, handed to ``command`` as ``limits``."""
+    options = [
+        click.option("--max-pose-size", "pose_bytes", type=_Size(),
+                     default=_shown(_DEFAULTS.pose_bytes), show_default=True,
+                     help="Refuse a pose.json larger than this (uncompressed)."),
+        click.option("--max-member-size", "member_bytes", type=_Size(),
+                     default=_shown(_DEFAULTS.member_bytes), show_default=True,
+                     help="Refuse any other file (a part map) larger than this."),
+        click.option("--max-total-size", "total_bytes", type=_Size(),
+                     default=_shown(_DEFAULTS.total_bytes), show_default=True,
+                     help="Refuse a submission whose files add up to more than this."),
+        click.option("--max-ratio", "ratio", type=click.FloatRange(1), show_default=True,
+                     default=_DEFAULTS.ratio,
+                     help="Refuse a zip member over 1M that inflates more than this."),
+        click.option("--max-files", "files", type=click.IntRange(1), show_default=True,
+                     default=_DEFAULTS.files, help="Refuse a submission with more files."),
+    ]
+
+    @functools.wraps(command)
+    def with_limits(**kwargs):
+        names = ("pose_bytes", "member_bytes", "total_bytes", "ratio", "files")
+        limits = SubmissionLimits(**{name: kwargs.pop(name) for name in names})
+        return command(limits=limits, **kwargs)
+
+    for option in reversed(options):
+        with_limits = option(with_limits)
+    return with_limits
 
 
 def _fail(problems) -> None:
@@ -41,13 +94,14 @@ def _thresholds(ctx, param, value: str) -> tuple[float, ...]:
 @_SUBMISSION
 @_SPLIT
 @quiet_option
-def validate(root: Path, submission: Path, split: str) -> None:
+@_limits
+def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits) -> None:
     """Check SUBMISSION (directory or .zip) against the SPLIT of the dataset at ROOT."""
     from pascal_person_pose.dataset import Dataset
     from pascal_person_pose.submission import read_submission, validate_submission
 
-    sub = read_submission(submission)
-    problems = validate_submission(sub, Dataset(root, split), progress=show_progress())
+    with read_submission(submission, limits) as sub:
+        problems = validate_submission(sub, Dataset(root, split), progress=show_progress())
     if problems:
         _fail(problems)
     click.echo(f"OK: {sub.summary()}")
@@ -57,8 +111,8 @@ def validate(root: Path, submission: Path, split: str) -> None:
 @_ROOT
 @_SUBMISSION
 @_SPLIT
-@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False),
-              help="Write the scores (DESIGN section 6 JSON) here.")
+@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False, allow_dash=True),
+              help="Write the scores (DESIGN section 6 JSON) here ('-': stdout).")
 @click.option("--coco-oks", is_flag=True,
               help="Also report COCO OKS keypoint AP (an extra, not the paper's metric).")
 @click.option("--add-to", type=AbsolutePath(file_okay=False),
@@ -72,29 +126,31 @@ def validate(root: Path, submission: Path, split: str) -> None:
 @click.option("--size-thresholds", default="0.005,0.02,0.08", show_default=True,
               callback=_thresholds, help="mIOU by size: XS/S/M/L bounds (fractions of the image).")
 @quiet_option
+@_limits
 def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_oks: bool,
           add_to: Path | None, method: str | None, alpha: float, min_iou: float,
-          size_thresholds: tuple[float, ...]) -> None:
+          size_thresholds: tuple[float, ...], limits: SubmissionLimits) -> None:
     """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables."""
     from pascal_person_pose import atomic, leaderboard
     from pascal_person_pose.scoring import score as score_submission
     from pascal_person_pose.submission import InvalidSubmission, read_submission
 
-    sub = read_submission(submission)
-    meta = sub.meta or {}
-    method = method or meta.get("method")
-    if add_to and not method:
-        raise click.UsageError("--add-to needs --method (or a method in meta.json)")
-    try:
-        scores = score_submission(root, sub, split, alpha=alpha, min_iou=min_iou,
-                                  size_thresholds=size_thresholds, coco_oks=coco_oks,
-                                  progress=show_progress())
-    except InvalidSubmission as e:
-        _fail(e.problems)
+    with read_submission(submission, limits) as sub:
+        meta = sub.meta or {}
+        method = method or meta.get("method")
+        if add_to and not method:
+            raise click.UsageError("--add-to needs --method (or a method in meta.json)")
+        try:
+            scores = score_submission(root, sub, split, alpha=alpha, min_iou=min_iou,
+                                      size_thresholds=size_thresholds, coco_oks=coco_oks,
+                                      progress=show_progress())
+        except InvalidSubmission as e:
+            _fail(e.problems)
     click.echo(leaderboard.score_tables_text(scores, method or "submission"))
     if json_out:
         atomic.write_json(json_out, scores, indent=2)
-        click.echo(f"wrote {json_out}")
+        if json_out != "-":
+            click.echo(f"wrote {json_out}")
     if add_to:
         citation = meta.get("paper") or meta.get("url") or ""
         doc = leaderboard.result_from_score(scores, method, citation, meta or None)
@@ -108,13 +164,15 @@ def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_
 @click.option("--upper", type=float, default=0.5, show_default=True, help="Upper-body IoU limit.")
 @click.option("--lower", type=float, default=0.5, show_default=True, help="Lower-body IoU limit.")
 @click.option("--whole", type=float, default=0.4, show_default=True, help="Whole-body IoU limit.")
-def nms(submission: Path, out: Path, head: float, upper: float, lower: float, whole: float) -> None:
+@_limits
+def nms(submission: Path, out: Path, head: float, upper: float, lower: float, whole: float,
+        limits: SubmissionLimits) -> None:
     """Pose NMS (paper Sec. 4.1) of SUBMISSION's poses, per image; write OUT (dir or .zip)."""
     from pascal_person_pose.submission import InvalidSubmission, nms_submission
 
     try:
-        kept, total = nms_submission(submission, out, head=head, upper=upper, lower=lower,
-                                     whole=whole)
+        kept, total = nms_submission(submission, out, limits, head=head, upper=upper,
+                                     lower=lower, whole=whole)
     except InvalidSubmission as e:
         _fail(e.problems)
     click.echo(f"kept {kept} of {total} poses; wrote {out}")

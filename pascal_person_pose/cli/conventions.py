@@ -28,13 +28,16 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 class AbsolutePath(click.Path):
     """``click.Path`` that returns an absolute :class:`~pathlib.Path` (``..`` collapsed,
-    symbolic links kept as the user named them)."""
+    symbolic links kept as the user named them); with ``allow_dash``, ``-`` (stdout for
+    the atomic writers) stays ``-``."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("path_type", Path)
         super().__init__(**kwargs)
 
-    def convert(self, value, param, ctx) -> Path:
+    def convert(self, value, param, ctx) -> Path | str:
+        if self.allow_dash and value == "-":
+            return value
         return Path(os.path.abspath(super().convert(value, param, ctx)))
 
 

@@ -61,8 +61,8 @@ def _format_table(stats: list[dict]) -> str:
 @click.command("info")
 @_ROOT
 @click.option("--split", default=None, help="Only this split (default: every split present).")
-@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False),
-              help="Also write the statistics as JSON.")
+@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False, allow_dash=True),
+              help="Also write the statistics as JSON ('-': stdout).")
 @quiet_option
 def info(root: Path, split: str | None, json_out: Path | None) -> None:
     """Statistics of a canonical dataset per split: images, persons, joints, sizes, parts."""

@@ -38,6 +38,24 @@ def run_ppp(*args, permissions: bool = False, timeout: float = 120, **kwargs
                           preexec_fn=preexec, **kwargs)
 
 
+def ppp_peak_rss(*args) -> tuple[subprocess.CompletedProcess, int]:
+    """Run ``ppp ARGS`` in a child process; also return the child's peak RSS in bytes."""
+    code = ("import resource, sys\n"
+            "from pascal_person_pose.cli import main\n"
+            "try:\n"
+            "    main(sys.argv[1:])\n"
+            "finally:\n"
+            "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "    print(f'PEAK_RSS_KIB {peak}', file=sys.stderr)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stderr.splitlines()
+    peak = int(lines[-1].split()[1]) * 1024
+    result.stderr = "".join(f"{line}\n" for line in lines[:-1])
+    return result, peak
+
+
 def _drop_permission_overrides() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     for capability in _PERMISSION_OVERRIDES:

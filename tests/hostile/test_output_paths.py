@@ -107,3 +107,13 @@ def test_cli_output_into_a_read_only_folder_is_one_line(tmp_path):
     assert result.returncode == 0, result.stderr
     result = run_ppp("prepare", tmp_path / "raw", locked / "out", "--quiet", permissions=True)
     assert_one_error_line(result, "locked", "permission denied")
+
+
+def test_cli_json_to_stdout_with_a_dash(tmp_path):
+    from canonical_fixture import write_canonical_dataset
+
+    write_canonical_dataset(tmp_path / "ds")
+    result = run_ppp("info", tmp_path / "ds", "--split", "val", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout[result.stdout.index("{"):])["val"]["images"] == 3
+    assert not (tmp_path / "-").exists() and not (REPO / "-").exists()
