@@ -22,9 +22,11 @@ placed there by hand is checked and extracted by the next run like a downloaded 
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import http.client
-import json
+import lzma
 import os
 import re
 import stat
@@ -33,18 +35,25 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from pascal_person_pose import __version__, atomic
+from pascal_person_pose import __version__, atomic, safe_json
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
+from pascal_person_pose.limits import DownloadLimits
 
 MANIFEST_PATH = resources.files("pascal_person_pose.sources") / "manifest.json"
 STATE_FILE = ".checksums.json"
 ARCHIVE_DIR = "archives"
+_SOURCE_STATES = ("extracting", "done")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TAR_BLOCK = 512
+_COMPRESSED_TAR = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open),
+                   (b"\xfd7zXZ\x00", lzma.open))
 _CHUNK = 1 << 20
 _USER_AGENT = f"pascal-person-pose/{__version__} (+ppp download)"
 
@@ -97,23 +106,33 @@ class FetchError(Exception):
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> dict[str, Source]:
-    """The sources of the manifest, by name (the default is the package's ``manifest.json``)."""
-    path = Path(path) if path is not None else MANIFEST_PATH
-    try:
-        entries = json.loads(path.read_text())["sources"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(path, f"not a readable source manifest ({e})") from None
+    """The sources of the manifest, by name (the default is the package's ``manifest.json``).
+
+    Every field is type-checked, so a hand-edited manifest fails here in one line."""
+    if path is None:
+        path, data = MANIFEST_PATH, MANIFEST_PATH.read_bytes()
+    else:
+        path = Path(path)
+        data = safe_json.read_bytes(path)
+    doc = safe_json.loads(data, path)
+    entries = doc.get("sources") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
+        raise InputError(path, "not a source manifest: expected {\"sources\": {name: entry}}")
     sources = {}
     for name, entry in entries.items():
-        try:
-            sources[name] = Source(
-                name=name,
-                **{k: v for k, v in entry.items() if k not in ("mirrors", "members")},
-                mirrors=tuple(entry.get("mirrors") or ()),
-                members=None if entry.get("members") is None else tuple(entry["members"]),
-            )
-        except TypeError as e:
-            raise InputError(path, str(e), record=name) from None
+        if not isinstance(entry, dict):
+            raise InputError(path, "must be an object", record=name)
+        for key, value in entry.items():
+            expected = _MANIFEST_TYPES.get(key)
+            if expected is None:
+                raise InputError(path, f"unknown field; known: {', '.join(_MANIFEST_TYPES)}",
+                                 record=name, field=key)
+            if not _has_type(value, expected):
+                raise InputError(path, f"must be {expected}", record=name, field=key)
+        sources[name] = Source(
+            name=name, **{k: v for k, v in entry.items() if k not in ("mirrors", "members")},
+            mirrors=tuple(entry.get("mirrors") or ()),
+            members=None if entry.get("members") is None else tuple(entry["members"]))
         if not sources[name].manual and not (sources[name].urls and sources[name].filename
                                              and sources[name].format in ("tar", "zip")):
             raise InputError(path, "needs url, filename and format tar|zip (or manual: true)",
@@ -121,13 +140,33 @@ def load_manifest(path: str | os.PathLike | None = None) -> dict[str, Source]:
     return sources
 
 
+_MANIFEST_TYPES = {"title": "a string", "provides": "a string", "homepage": "a string",
+                   "url": "a string", "mirrors": "a list of strings", "filename": "a string",
+                   "size": "a non-negative integer", "md5": "a string", "sha256": "a string",
+                   "format": "a string", "extract_to": "a string",
+                   "members": "a list of strings", "manual": "true or false",
+                   "instructions": "a string"}
+
+
+def _has_type(value, expected: str) -> bool:
+    if value is None and expected not in ("true or false",):
+        return True
+    return {"a string": lambda: isinstance(value, str),
+            "a list of strings": lambda: isinstance(value, list)
+            and all(isinstance(v, str) for v in value),
+            "a non-negative integer": lambda: type(value) is int and value >= 0,
+            "true or false": lambda: isinstance(value, bool)}[expected]()
+
+
 def download(raw: str | os.PathLike, only: Iterable[str] | None = None,
              mirror: str | None = None, manifest: str | os.PathLike | None = None,
-             retries: int = 3, timeout: float = 60.0, progress: bool = True) -> DownloadReport:
+             retries: int = 3, limits: DownloadLimits = DownloadLimits(),
+             progress: bool = True) -> DownloadReport:
     """Fetch, check and extract the manifest's sources (or those named in ``only``) into ``raw``.
 
     ``mirror`` is a directory holding the archives under their manifest file names, or a
-    base URL tried before the manifest's own URLs.
+    base URL tried before the manifest's own URLs. ``limits`` bound the time spent on each
+    archive (:class:`~.limits.DownloadLimits`).
     """
     raw = Path(raw)
     sources = load_manifest(manifest)
@@ -145,7 +184,7 @@ def download(raw: str | os.PathLike, only: Iterable[str] | None = None,
             mirror_dir = Path(mirror)
         else:
             raise InputError(mirror, "mirror is neither an http(s) URL nor a directory")
-    raw.mkdir(parents=True, exist_ok=True)
+    atomic.make_dirs(raw)
     report = DownloadReport()
     for name in names:
         source = sources[name]
@@ -153,7 +192,7 @@ def download(raw: str | os.PathLike, only: Iterable[str] | None = None,
             report.results.append(_manual_source(raw, source))
         else:
             report.results.append(_archive_source(raw, source, mirror_dir, mirror_url,
-                                                  retries, timeout, progress))
+                                                  retries, limits, progress))
     return report
 
 
@@ -170,7 +209,7 @@ def _manual_source(raw: Path, source: Source) -> SourceResult:
 
 
 def _archive_source(raw: Path, source: Source, mirror_dir: Path | None,
-                    mirror_url: str | None, retries: int, timeout: float,
+                    mirror_url: str | None, retries: int, limits: DownloadLimits,
                     progress: bool) -> SourceResult:
     state = _read_state(raw)
     provided = raw / source.provides
@@ -186,7 +225,7 @@ def _archive_source(raw: Path, source: Source, mirror_dir: Path | None,
     elif not archive.is_file():
         urls = ((f"{mirror_url}/{source.filename}",) if mirror_url else ()) + source.urls
         try:
-            _fetch_any(urls, archive, source.size, retries, timeout, progress)
+            _fetch_any(urls, archive, source, retries, limits, progress)
         except FetchError as e:
             return SourceResult(source.name, "manual", (
                 f"{source.title}: could not fetch {source.filename} ({e}). Download it by "
@@ -214,15 +253,26 @@ def _archive_source(raw: Path, source: Source, mirror_dir: Path | None,
 
 
 def _read_state(raw: Path) -> dict:
+    """The download state, every field checked (it is a file people edit by hand)."""
     path = raw / STATE_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return {"archives": {}, "sources": {}}
-    try:
-        state = json.loads(path.read_text())
-        return {"archives": dict(state["archives"]), "sources": dict(state["sources"])}
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(path, f"unreadable download state ({e}); delete it to start over") \
-            from None
+    state = safe_json.load(path)
+    hint = "; delete it to start over"
+    if not isinstance(state, dict) or set(state) != {"archives", "sources"} \
+            or not all(isinstance(state[k], dict) for k in state):
+        raise InputError(path, 'must be {"archives": {...}, "sources": {...}}' + hint)
+    for name, record in state["archives"].items():
+        if not (isinstance(record, dict) and isinstance(record.get("sha256"), str)
+                and _SHA256.match(record["sha256"]) and type(record.get("size")) is int
+                and record["size"] >= 0):
+            raise InputError(path, '{"sha256": 64 hex digits, "size": bytes} expected' + hint,
+                             record=f"archives/{name}")
+    for name, value in state["sources"].items():
+        if value not in _SOURCE_STATES:
+            raise InputError(path, f"must be one of {', '.join(_SOURCE_STATES)}" + hint,
+                             record=f"sources/{name}")
+    return state
 
 
 def _write_state(raw: Path, state: dict) -> None:
@@ -243,49 +293,98 @@ def _verify(archive: Path, source: Source, state: dict) -> dict:
                                   ("size", source.size)) if v is not None}
     origin = "the manifest"
     recorded = state["archives"].get(source.filename)
-    if not expected and recorded:
-        expected = {"sha256": recorded["sha256"]}
-        origin = f"the sha256 recorded in {STATE_FILE} on first use"
+    if source.md5 is None and source.sha256 is None:
+        if recorded:
+            expected["sha256"] = recorded["sha256"]
+            origin = f"the sha256 recorded in {STATE_FILE} on first use"
+        else:  # nothing to compare with: the archive must at least prove itself whole
+            prove_complete(archive, source.format)
     wrong = [f"{k} {observed[k]}, expected {v}" for k, v in expected.items() if observed[k] != v]
     if wrong:
         raise InputError(archive, f"corrupt archive: {'; '.join(wrong)} (from {origin})")
     return {"sha256": observed["sha256"], "size": observed["size"]}
 
 
-def _fetch_any(urls: Iterable[str], dest: Path, size: int | None, retries: int,
-               timeout: float, progress: bool) -> None:
+def prove_complete(archive: str | os.PathLike, fmt: str | None) -> None:
+    """Raise InputError unless ``archive`` is whole by its own structure: a zip's central
+    directory (at its very end) and every member inside the file; a tar's full listing,
+    the end-of-archive block after the last member, and (gzip, bzip2, xz) the compressed
+    stream read to its end, which checks the trailer's CRC and length."""
+    archive = Path(archive)
+    try:
+        if (fmt or ("zip" if archive.suffix.lower() == ".zip" else "tar")) == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                size = archive.stat().st_size
+                for info in zf.infolist():
+                    if info.header_offset + info.compress_size > size:
+                        raise EOFError(f"member {info.filename!r} runs past the end")
+            return
+        with open(archive, "rb") as f:
+            magic = f.read(6)
+        opener = next((o for m, o in _COMPRESSED_TAR if magic.startswith(m)), open)
+        with opener(archive, "rb") as stream, tarfile.open(fileobj=stream, mode="r:") as tf:
+            tf.getmembers()
+            stream.seek(tf.offset)
+            if stream.read(_TAR_BLOCK) != bytes(_TAR_BLOCK):
+                raise EOFError("no end-of-archive block after the last member")
+            while stream.read(_CHUNK):  # to the end: the compressed stream checks its trailer
+                pass
+    except InputError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, lzma.LZMAError,
+            zlib.error, ValueError) as e:
+        raise InputError(archive, f"incomplete or corrupt archive ({e})") from None
+
+
+def _fetch_any(urls: Iterable[str], dest: Path, source: Source, retries: int,
+               limits: DownloadLimits, progress: bool) -> None:
     reasons = []
+    deadline = time.monotonic() + limits.timeout
     for url in urls:
         try:
-            fetch(url, dest, size=size, retries=retries, timeout=timeout, progress=progress)
+            fetch(url, dest, size=source.size, retries=retries, limits=limits,
+                  progress=progress, fmt=source.format, deadline=deadline)
             return
         except FetchError as e:
             reasons.append(f"{url}: {e}")
     raise FetchError("; ".join(reasons))
 
 
+class _TooSlow(Exception):
+    """The transfer missed the minimum rate or the deadline: give up on this URL."""
+
+
 def fetch(url: str, dest: str | os.PathLike, size: int | None = None, retries: int = 3,
-          timeout: float = 60.0, progress: bool = True) -> Path:
+          limits: DownloadLimits = DownloadLimits(), progress: bool = True,
+          fmt: str | None = None, deadline: float | None = None) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming from what is already there.
 
     A cut transfer is resumed with a Range request (up to ``retries`` times per call); a
     server that ignores Range (answers 200) starts the file over. ``dest`` appears only
-    once complete.
+    once complete: its size is the one the server (Content-Length, Content-Range) or the
+    manifest (``size``) gave, or, when neither did, the archive itself proves it whole
+    (:func:`prove_complete` for ``fmt``). A transfer slower than ``limits.min_rate`` over
+    ``limits.window`` seconds, or running past ``deadline`` (``time.monotonic()``; default
+    ``limits.timeout`` from now), is given up without retrying this URL.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic.make_dirs(dest.parent)
     part = dest.with_name(dest.name + ".part")
+    deadline = time.monotonic() + limits.timeout if deadline is None else deadline
     last_error = "no attempt"
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+            time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0, max(deadline - time.monotonic(), 0)))
         have = part.stat().st_size if part.exists() else 0
         headers = {"User-Agent": _USER_AGENT}
         if have:
             headers["Range"] = f"bytes={have}-"
         try:
+            waiting = min(limits.window, deadline - time.monotonic())
+            if waiting <= 0:
+                raise _TooSlow(f"no time left of the overall limit of {limits.timeout:g} s")
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                        timeout=timeout) as response:
+                                        timeout=waiting) as response:
                 total, mode = _resume_plan(response, have)
                 if mode is None:
                     part.unlink(missing_ok=True)
@@ -294,9 +393,8 @@ def fetch(url: str, dest: str | os.PathLike, size: int | None = None, retries: i
                 with open(part, mode) as f, progress_bar.bar(
                         desc=dest.name, total=total, initial=have if mode == "ab" else 0,
                         unit="B", unit_scale=True, enabled=progress) as bar:
-                    while chunk := response.read(_CHUNK):
-                        f.write(chunk)
-                        bar.update(len(chunk))
+                    _receive(response, f, bar, limits, deadline,
+                             size - (have if mode == "ab" else 0) if size else None)
         except urllib.error.HTTPError as e:
             if e.code == 416 and have and _complete_after_416(e, have, size):
                 os.replace(part, dest)
@@ -307,6 +405,9 @@ def fetch(url: str, dest: str | os.PathLike, size: int | None = None, retries: i
             elif e.code < 500:
                 break
             continue
+        except _TooSlow as e:
+            last_error = str(e)
+            break
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             # refused, timed out, reset
             last_error = str(getattr(e, "reason", e))
@@ -319,16 +420,42 @@ def fetch(url: str, dest: str | os.PathLike, size: int | None = None, retries: i
             part.unlink()
             last_error = f"got {got} bytes, the manifest says {size}"
             continue
+        if total is None and size is None:  # nothing said how long it is: ask the archive
+            try:
+                prove_complete(part, fmt)
+            except InputError as e:
+                last_error = f"transfer ended early, without a length: {e.message}"
+                continue
         os.replace(part, dest)
         return dest
     raise FetchError(last_error)
 
 
+def _receive(response, f, bar, limits: DownloadLimits, deadline: float,
+             expected: int | None) -> None:
+    """Copy the body to ``f`` as it arrives, checking the rate, the deadline and the size."""
+    window_start, window_bytes, written = time.monotonic(), 0, 0
+    while chunk := response.read1(_CHUNK):  # what has arrived: a trickle is seen as one
+        f.write(chunk)
+        bar.update(len(chunk))
+        written += len(chunk)
+        window_bytes += len(chunk)
+        now = time.monotonic()
+        if expected is not None and written > expected:
+            raise _TooSlow(f"the server sends more than the manifest's {expected} bytes")
+        if now > deadline:
+            raise _TooSlow(f"the overall limit of {limits.timeout:g} s ran out")
+        if now - window_start >= limits.window:
+            if window_bytes < limits.min_rate * (now - window_start):
+                raise _TooSlow(f"{window_bytes} bytes in {now - window_start:.0f} s, below "
+                               f"the minimum rate of {limits.min_rate:g} bytes/s (--min-rate)")
+            window_start, window_bytes = now, 0
+
+
 def _resume_plan(response, have: int) -> tuple[int | None, str | None]:
     """(total size or None, file mode): append on the 206 we asked for, start over on a
     200, and None (drop the .part, ask again) for a range we did not ask for."""
-    length = response.headers.get("Content-Length")
-    length = int(length) if length is not None else None
+    length = response.length  # http.client's parse: None when absent or malformed
     if response.status != 206:
         return length, "wb"
     match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))

@@ -30,3 +30,19 @@ class SubmissionLimits:
 
     def for_member(self, name: str) -> int:
         return self.pose_bytes if name == "pose.json" else self.member_bytes
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """How long ``ppp download`` waits for one archive.
+
+    ``timeout`` bounds everything spent on one archive (every URL and retry): the largest,
+    VOC2010's 1.3 GB tar, needs about 3 hours at 1 Mbit/s. ``min_rate`` over each ``window``
+    of seconds catches a stalled or trickling server within a minute, while any working
+    connection (a slow one moves 100 KB/s) passes easily; ``window`` is also how long one
+    read may wait for a byte.
+    """
+
+    timeout: float = 6 * 3600.0
+    min_rate: float = 4096.0  # bytes per second
+    window: float = 60.0

@@ -24,6 +24,9 @@ class _Group(SentenceGroup):
             return super().invoke(ctx)
         except InputError as e:
             _fail(e)
+        except click.UsageError as e:  # click's own form takes four lines
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            _fail(InputError(None, f"{where}: {e.format_message()} (see {where} --help)"))
         except OSError as e:
             if isinstance(e, BrokenPipeError):  # `ppp ... | head`: the reader left, not an error
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error

@@ -7,13 +7,13 @@ submission with problems prints one line per problem on stderr and exits 2.
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from pathlib import Path
 
 import click
 
-from pascal_person_pose.cli.conventions import AbsolutePath, quiet_option, show_progress
+from pascal_person_pose.cli.conventions import (AbsolutePath, ByteSize, quiet_option,
+                                                 show_progress)
 from pascal_person_pose.layout import SPLITS
 from pascal_person_pose.limits import SubmissionLimits
 
@@ -21,21 +21,6 @@ _ROOT = click.argument("root", type=AbsolutePath(exists=True, file_okay=False))
 _SUBMISSION = click.argument("submission", type=AbsolutePath(exists=True))
 _SPLIT = click.option("--split", type=click.Choice(SPLITS), default="val", show_default=True)
 _DEFAULTS = SubmissionLimits()
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-class _Size(click.ParamType):
-    """A byte count: 123, 64K, 128M or 2G (binary units)."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
-            return value
-        match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", str(value), re.IGNORECASE)
-        if match is None:
-            self.fail(f"{value!r} is not a size such as 500K, 128M or 2G", param, ctx)
-        return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
 def _shown(size: int) -> str:
@@ -45,13 +30,13 @@ def _shown(size: int) -> str:
 def _limits(command):
     """The options of :class:`~..limits.SubmissionLimits`, handed to ``command`` as ``limits``."""
     options = [
-        click.option("--max-pose-size", "pose_bytes", type=_Size(),
+        click.option("--max-pose-size", "pose_bytes", type=ByteSize(),
                      default=_shown(_DEFAULTS.pose_bytes), show_default=True,
                      help="Refuse a pose.json larger than this (uncompressed)."),
-        click.option("--max-member-size", "member_bytes", type=_Size(),
+        click.option("--max-member-size", "member_bytes", type=ByteSize(),
                      default=_shown(_DEFAULTS.member_bytes), show_default=True,
                      help="Refuse any other file (a part map) larger than this."),
-        click.option("--max-total-size", "total_bytes", type=_Size(),
+        click.option("--max-total-size", "total_bytes", type=ByteSize(),
                      default=_shown(_DEFAULTS.total_bytes), show_default=True,
                      help="Refuse a submission whose files add up to more than this."),
         click.option("--max-ratio", "ratio", type=click.FloatRange(1), show_default=True,

@@ -41,6 +41,21 @@ class AbsolutePath(click.Path):
         return Path(os.path.abspath(super().convert(value, param, ctx)))
 
 
+class ByteSize(click.ParamType):
+    """A byte count: 123, 64K, 128M or 2G (binary units)."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", str(value), re.IGNORECASE)
+        if match is None:
+            self.fail(f"{value!r} is not a size such as 500K, 128M or 2G", param, ctx)
+        return int(match.group(1)) * self._UNITS[match.group(2).upper()]
+
+
 def path_or_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Callback of options that take a URL or a directory: a directory is made absolute."""
     if value is None or _URL.match(value):

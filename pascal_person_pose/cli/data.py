@@ -7,7 +7,11 @@ from pathlib import Path
 
 import click
 
-from pascal_person_pose.cli.conventions import AbsolutePath, path_or_url, quiet_option, show_progress
+from pascal_person_pose.cli.conventions import (AbsolutePath, ByteSize, path_or_url,
+                                                 quiet_option, show_progress)
+from pascal_person_pose.limits import DownloadLimits
+
+_DOWNLOAD_DEFAULTS = DownloadLimits()
 
 
 @click.command()
@@ -23,9 +27,16 @@ from pascal_person_pose.cli.conventions import AbsolutePath, path_or_url, quiet_
                    "pascal_person_pose/sources/manifest.json).")
 @click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Resumed attempts per URL after a cut or failed transfer.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), show_default=True,
+              default=_DOWNLOAD_DEFAULTS.timeout,
+              help="Seconds one archive may take in all (every URL and retry).")
+@click.option("--min-rate", type=ByteSize(), show_default=True,
+              default=f"{int(_DOWNLOAD_DEFAULTS.min_rate) >> 10}K",
+              help=f"Bytes per second a transfer must keep up over each "
+                   f"{_DOWNLOAD_DEFAULTS.window:g} s, else that URL is given up.")
 @quiet_option
 def download(raw: Path, only: tuple[str, ...], mirror: str | None, manifest: Path | None,
-             retries: int) -> None:
+             retries: int, timeout: float, min_rate: int) -> None:
     """Fetch, check and extract the upstream sources into RAW (resumable).
 
     Sources that cannot be fetched (the pose annotations, handed out by the paper's authors,
@@ -34,8 +45,10 @@ def download(raw: Path, only: tuple[str, ...], mirror: str | None, manifest: Pat
     """
     from pascal_person_pose.download import download as run_download
 
+    limits = DownloadLimits(timeout=timeout, min_rate=min_rate,
+                            window=_DOWNLOAD_DEFAULTS.window)
     report = run_download(raw, only=only or None, mirror=mirror, manifest=manifest,
-                          retries=retries, progress=show_progress())
+                          retries=retries, limits=limits, progress=show_progress())
     for result in report.results:
         if result.status != "manual":
             click.echo(f"{result.name}: {result.status} ({result.message})")
