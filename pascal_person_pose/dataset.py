@@ -1,4 +1,4 @@
-"""The canonical dataset (DESIGN section 4): load one split, index it, iterate samples.
+"""The canonical dataset (docs/formats.md): load one split, index it, iterate samples.
 
 Loading reads and checks the COCO-style JSON once and builds a numpy index (keypoints,
 boxes, instance numbers, annotation ids, grouped by image), so looking up an image or all

@@ -1,7 +1,7 @@
 """Where files live: the upstream (raw) layout and the canonical dataset layout.
 
-Every module that reads or writes either tree takes its paths from here, so the layouts of
-DESIGN sections 3 and 4 are spelled once.
+Every module that reads or writes either tree takes its paths from here, so the layouts
+(specified in docs/formats.md) are spelled once.
 
 Raw (what ``ppp download`` fetches and ``ppp synth`` writes)::
 

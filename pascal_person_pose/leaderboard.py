@@ -17,7 +17,7 @@ Rows are ranked best first by each table's main column (Total, Ave., Ave., and t
 the four sizes; ADK is a distance, lower is better), ties by method name, so the output
 depends only on the input: the same results give byte-identical files (plots included:
 Agg rendering, no timestamps or software tags in the PNG metadata). Tables show one
-decimal as DESIGN asks, except Table 3, which the paper prints with two.
+decimal as docs/metrics.md says, except Table 3, which the paper prints with two.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Raw upstream sources -> the canonical dataset (``ppp prepare RAW OUT``, DESIGN section 4).
+"""Raw upstream sources -> the canonical dataset (``ppp prepare RAW OUT``, docs/formats.md).
 
 Per image listed in ``train_id.txt`` / ``val_id.txt``:
 

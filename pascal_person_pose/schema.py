@@ -1,4 +1,4 @@
-"""The single source of truth for joints, part classes and the skeleton (DESIGN section 2).
+"""The single source of truth for joints, part classes and the skeleton (docs/formats.md).
 
 Three tables of records, as cityscapesScripts' ``labels.py`` does for its labels; every
 lookup below is derived from them, so no other module spells a joint or part list.
@@ -129,6 +129,11 @@ SKELETON_INDEX: tuple[tuple[int, int], ...] = tuple(
     (name2joint[e.a].index, name2joint[e.b].index) for e in SKELETON
 )
 EDGE_PART_ID: tuple[int, ...] = tuple(name2part[e.part].id for e in SKELETON)
+# A bone's colour: the mean of its two joints' colours (drawings, framework metadata).
+SKELETON_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
+    tuple(int(c) for c in np.add(name2joint[e.a].colour, name2joint[e.b].colour) // 2)
+    for e in SKELETON
+)
 JOINT_PART_IDS: tuple[tuple[int, ...], ...] = tuple(
     tuple(name2part[p].id for p in j.parts) for j in JOINTS
 )

@@ -1,4 +1,4 @@
-"""Score a submission against a split: the JSON of DESIGN section 6.
+"""Score a submission against a split: the JSON of docs/metrics.md.
 
 The flow is validate, then score, never a partial score: everything that can be checked
 without decoding pixels (pose records, file names, missing images) is checked first; the
@@ -8,7 +8,7 @@ pixel problem voids the whole result (:class:`~.submission.InvalidSubmission` na
 Pose metrics see only the images whose ``pose_annotated`` is not false; part metrics see
 every image of the split. A task the submission leaves out is absent from the output. The
 metric modules report their own parameters; here they are gathered under one ``params``
-so every section holds exactly its DESIGN keys.
+so every section holds exactly its documented keys.
 """
 
 from __future__ import annotations

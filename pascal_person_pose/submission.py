@@ -1,4 +1,4 @@
-"""Benchmark submissions (DESIGN section 5): read, validate, write.
+"""Benchmark submissions (docs/submission.md): read, validate, write.
 
 A submission is a directory or a ``.zip`` holding::
 

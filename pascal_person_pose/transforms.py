@@ -1,7 +1,7 @@
 """Geometric transforms that keep image, part map, instance map, masks, joints and boxes
 consistent (numpy; the torch adapter applies them before converting to tensors).
 
-Coordinate conventions (the project's, see ``docs`` and DESIGN section 4): joints are
+Coordinate conventions (the project's, docs/formats.md, section 1): joints are
 0-based pixel centres, so pixel ``i`` covers ``[i - 0.5, i + 0.5)``; boxes are COCO
 ``[x, y, w, h]`` in pixel-edge coordinates, so pixel ``i`` covers ``[i, i + 1)``. Each
 transform maps both exactly:

@@ -1,4 +1,4 @@
-"""A deliberately plain, loop-by-loop reading of DESIGN section 6, for cross-checking only.
+"""A deliberately plain, loop-by-loop reading of docs/metrics.md, for cross-checking only.
 
 It shares no code with ``pascal_person_pose.metrics``: poses are walked as lists of
 (x, y, c) triples, the assignment edits an IoU matrix the way MPII's ``assignGTmulti`` does,

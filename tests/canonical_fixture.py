@@ -1,4 +1,4 @@
-"""A small hand-made canonical dataset (DESIGN section 4), written by tests into tmp_path.
+"""A small hand-made canonical dataset (docs/formats.md), written by tests into tmp_path.
 
 Every person is an articulated stick body painted with the 6 part classes (torso polygon,
 limbs as thick lines, head disc), its joints placed on the pixels of their parts, so the

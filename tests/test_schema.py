@@ -1,4 +1,4 @@
-"""The schema is DESIGN section 2 to the letter; these tests pin it."""
+"""The schema is docs/formats.md's to the letter; these tests pin it."""
 
 import subprocess
 import sys
@@ -41,7 +41,7 @@ def test_skeleton_edges_and_their_parts():
     assert names[("r_hip", "l_hip")] == "torso"
     assert names[("l_knee", "l_ankle")] == "lower_leg"
     # every bone lies in a part that both of its joints touch, except the torso edges
-    # from the neck, which DESIGN links to the torso
+    # from the neck, which the schema links to the torso
     for edge in schema.SKELETON:
         a, b = schema.name2joint[edge.a], schema.name2joint[edge.b]
         assert edge.part in a.parts or edge.part in b.parts

@@ -1,4 +1,4 @@
-"""Scoring a submission end to end: DESIGN section 6's JSON, the CLI, COCO OKS extra."""
+"""Scoring a submission end to end: the JSON of docs/metrics.md, the CLI, COCO OKS extra."""
 
 from __future__ import annotations
 

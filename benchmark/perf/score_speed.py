@@ -1,6 +1,6 @@
 """How fast is `ppp score` on a val-sized split, and how does pose scoring compare with COCOeval?
 
-Builds a synthetic case in the canonical format (DESIGN section 4) with the size of the
+Builds a synthetic case in the canonical format (docs/formats.md) with the size of the
 PASCAL-Person-Part val split: 1817 images around 500x375, about 3,500 persons painted with
 the 6 part classes, about 10,000 predicted poses (jittered duplicates of every person plus
 false positives) and a predicted part map per image. Then, in this process:

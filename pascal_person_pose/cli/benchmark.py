@@ -97,7 +97,7 @@ def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits)
 @_SUBMISSION
 @_SPLIT
 @click.option("--json", "json_out", type=AbsolutePath(dir_okay=False, allow_dash=True),
-              help="Write the scores (DESIGN section 6 JSON) here ('-': stdout).")
+              help="Write the scores as JSON here ('-': stdout; keys: docs/metrics.md).")
 @click.option("--coco-oks", is_flag=True,
               help="Also report COCO OKS keypoint AP (an extra, not the paper's metric).")
 @click.option("--add-to", type=AbsolutePath(file_okay=False),

@@ -1,4 +1,4 @@
-"""The benchmark's metrics (DESIGN section 6), one concept per module.
+"""The benchmark's metrics (docs/metrics.md), one concept per module.
 
 - :mod:`.pose_boxes`: pose boxes (PASCAL pixel convention), their IoU, head sizes.
 - :mod:`.pose_ap`: pose mAP (MPII multi-person protocol, pose-box assignment), Table 1.

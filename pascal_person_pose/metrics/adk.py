@@ -1,4 +1,4 @@
-"""Average Distance of Keypoints, ADK (paper Sec. 4.2, Table 2; DESIGN 6).
+"""Average Distance of Keypoints, ADK (paper Sec. 4.2, Table 2; docs/metrics.md).
 
 AP counts any joint within a radius as correct; ADK rewards joints for being close, in units
 of half the GT head size. The protocol:

@@ -1,4 +1,4 @@
-"""Part segmentation IoU over a split, overall and by person size (paper Sec. 4.3; DESIGN 6).
+"""Part segmentation IoU over a split, overall and by person size (paper Sec. 4.3; docs/metrics.md).
 
 Both metrics accumulate confusion matrices over every pixel of the split (rows: GT class,
 columns: predicted class) and only then take IoU_c = TP / (TP + FP + FN), so a class is

@@ -1,4 +1,4 @@
-"""Pose mAP: the MPII multi-person protocol with pose-box assignment (DESIGN 6, paper Sec. 4.2).
+"""Pose mAP: the MPII multi-person protocol with pose-box assignment (docs/metrics.md, paper Sec. 4.2).
 
 The phases follow pycocotools (match, accumulate, summarise), each vectorised over the whole
 split rather than looped per image:

@@ -1,4 +1,4 @@
-"""Pose boxes, their overlap and head sizes: the geometry every pose metric shares (DESIGN 6).
+"""Pose boxes, their overlap and head sizes: the geometry every pose metric shares (docs/metrics.md).
 
 Boxes follow the PASCAL pixel convention: a box spans the pixels ``xmin..xmax`` inclusive,
 so its width is ``xmax - xmin + 1``. A pose with a single joint therefore has a 1x1 box, and

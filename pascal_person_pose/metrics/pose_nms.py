@@ -1,4 +1,4 @@
-"""Pose NMS (paper Sec. 4.1; DESIGN 6): merge the poses that several detection boxes produced.
+"""Pose NMS (paper Sec. 4.1; docs/metrics.md): merge the poses that several detection boxes produced.
 
 Whole-body boxes alone would merge two people standing close, and would keep a duplicate
 that only found a different subset of joints; comparing the head, upper-body, lower-body and

@@ -1,4 +1,5 @@
-"""Readers and writers of the real upstream formats (DESIGN section 3), one module per source.
+"""Readers and writers of the real upstream formats (docs/formats.md, section 3), one module
+per source.
 
 - :mod:`.voc`: VOC2010 JPEGImages and id lists.
 - :mod:`.pascal_part`: PASCAL-Part ``Annotations_Part/<id>.mat`` (person instances, fine parts).
@@ -8,7 +9,7 @@
 Each reader turns a missing, truncated or malformed file into one :class:`InputError` that
 names the file (and the record and field inside it), and each writer produces exactly the
 upstream structure, atomically, so that ``ppp synth`` output goes through the same readers
-as the real data. ``annotations/README.md`` documents every format field by field.
+as the real data. docs/formats.md documents every format field by field.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Synthetic multi-person scenes, the embedded default data (DESIGN section 7).
+"""Synthetic multi-person scenes, the embedded default data (docs/decisions.md).
 
 The real data cannot always be downloaded (CI, a laptop on a train), so the demo, the tests
 and the benchmarks run on scenes rendered here and written in the upstream formats.

@@ -8,7 +8,7 @@ f(Pn), 4 values: ``|v_ij - v'_ij|``, ``|v_ji - v'_ji|``, the angle between ``v_i
 ``v'_ij`` and the angle between ``v_ji`` and ``v'_ji`` (radians in [0, pi]), where
 ``v_ij = c_j - c_i`` and ``v'_ij`` is the offset to type ``b`` predicted at ``c_i``.
 
-f(Ps), 10 values, from the argmax label map of ``Ps`` and DESIGN's links (joint -> one or
+f(Ps), 10 values, from the argmax label map of ``Ps`` and the schema's links (joint -> one or
 two parts, skeleton edge -> one part):
 (1) for ``c_i`` and each of its parts (second part padded with 0): inside the part, near
 its boundary (both part and non-part pixels within ``boundary_radius``, a square window);

@@ -3,7 +3,7 @@ and random programs.
 
 ``render_score_maps`` draws what a good Pose FCN and Part FCN would output: Gaussian
 joint peaks; neighbour offsets from each pixel to the joints of the person whose joint of
-that type is nearest; part maps painted from the skeleton with DESIGN's edge -> part
+that type is nearest; part maps painted from the skeleton with the schema's edge -> part
 links. With an ``rng`` it then spoils them as real networks do: each person's offsets
 are off by an error proportional to the joint distance (far joints are guessed worse),
 every map gets Gaussian noise, and ``Pj`` gets distractor peaks. Without one the maps are
