@@ -45,10 +45,17 @@ def sigmas() -> np.ndarray:
     return np.array([COCO_SIGMAS[name] for name in JOINT_NAMES], dtype=np.float64)
 
 
-def coco_evaluator(coco_gt_dict: dict, poses: list[dict]):
-    """A ready ``COCOeval`` over the pose-annotated images (call evaluate/accumulate)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+def coco_evaluator(coco_gt_dict: dict, poses: list[dict], library: str = "pycocotools"):
+    """A ready ``COCOeval`` over the pose-annotated images (call evaluate/accumulate).
+
+    ``library``: ``pycocotools``, or ``faster_coco_eval`` (its C++ ``COCOeval_faster``,
+    the same numbers faster; an optional package, imported here).
+    """
+    if library == "faster_coco_eval":
+        from faster_coco_eval import COCO, COCOeval_faster as COCOeval
+    else:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         gt = COCO()

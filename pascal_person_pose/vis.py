@@ -74,9 +74,8 @@ def draw_skeletons(image: np.ndarray, keypoints: np.ndarray, *, scores: bool = F
     for pose in np.asarray(keypoints, dtype=np.float64).reshape(-1, schema.NUM_JOINTS, 3):
         present = pose[:, 2] > 0
         points = np.round(pose[:, :2] * _SCALE).astype(np.int64)
-        for a, b in schema.SKELETON_INDEX:
+        for (a, b), colour in zip(schema.SKELETON_INDEX, schema.SKELETON_COLOURS):
             if present[a] and present[b]:
-                colour = tuple(int(c) for c in (np.add(joint_colours[a], joint_colours[b]) // 2))
                 cv2.line(out, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_AA,
                          _SHIFT)
         for j in np.flatnonzero(present):
