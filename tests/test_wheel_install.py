@@ -135,6 +135,8 @@ def test_every_readme_command_runs_from_the_wheel(tmp_path):
     env.run("ppp", "nms", "sub", "nms.zip")
     env.run("ppp", "leaderboard", "results", "--out", "board")
     assert (work / "board" / "leaderboard.html").is_file()
+    env.run("ppp", "challenge-bundle", "data", "--split", "val", "--out", "bundle.zip")
+    assert "pages/evaluation.md" in zipfile.ZipFile(work / "bundle.zip").namelist()
 
     _mirror(work / "raw", work / "mirror")
     downloaded = env.run("ppp", "download", "fetched", "--mirror", "mirror", "--only",

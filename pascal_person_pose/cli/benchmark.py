@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from pascal_person_pose.challenge import DEFAULT_DOCKER_IMAGE
 from pascal_person_pose.cli.conventions import (AbsolutePath, ByteSize, quiet_option,
                                                  show_progress)
 from pascal_person_pose.layout import SPLITS
@@ -175,4 +176,27 @@ def leaderboard_command(results: Path, out: Path) -> None:
         click.echo(f"wrote {path}")
 
 
-COMMANDS = [validate, score, nms, leaderboard_command]
+@click.command(name="challenge-bundle")
+@_ROOT
+@_SPLIT
+@click.option("--out", type=AbsolutePath(), required=True,
+              help="The bundle: a .zip to upload to Codabench, or a new directory to edit.")
+@click.option("--title", help="Competition title (default: names the data and the split).")
+@click.option("--docker-image", default=DEFAULT_DOCKER_IMAGE, show_default=True,
+              help="Image the platform scores in: Python >= 3.11 with numpy, scipy, "
+                   "pycocotools, opencv-python-headless and pillow.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Phase start (default: today).")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Phase end (default: none).")
+@quiet_option
+def challenge_bundle(root: Path, split: str, out: Path, title: str | None, docker_image: str,
+                     start, end) -> None:
+    """Write a Codabench competition bundle that scores SPLIT of ROOT with ppp score."""
+    from pascal_person_pose.challenge import write_bundle
+
+    path = write_bundle(root, split, out, title=title, docker_image=docker_image,
+                        start=start and start.date(), end=end and end.date(),
+                        progress=show_progress())
+    click.echo(f"wrote {path}: upload it at Codabench (Benchmarks > Management > Upload)")
+
+
+COMMANDS = [validate, score, nms, leaderboard_command, challenge_bundle]
