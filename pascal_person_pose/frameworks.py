@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from pathlib import Path
 
-from pascal_person_pose import schema
+from pascal_person_pose import safe_json, schema
 from pascal_person_pose.coco_oks import coco_evaluator, sigmas
 
 COCO_LIBRARIES = ("pycocotools", "faster_coco_eval")
@@ -55,8 +54,7 @@ def coco_keypoint_eval(annotations: str | os.PathLike | dict,
     """
     if library not in COCO_LIBRARIES:
         raise ValueError(f"library must be one of {', '.join(COCO_LIBRARIES)}, not {library!r}")
-    gt = annotations if isinstance(annotations, dict) else \
-        json.loads(Path(annotations).read_text(encoding="utf-8"))
+    gt = annotations if isinstance(annotations, dict) else safe_json.load(annotations)
     evaluator = coco_evaluator(gt, _pose_records(results), library=library)
     if verbose and library == "faster_coco_eval":
         evaluator.print_function = print  # its default is a logger, silent unless configured
@@ -76,7 +74,7 @@ def _pose_records(results: str | os.PathLike | list[dict]) -> list[dict]:
         return results
     path = Path(results)
     if path.suffix.lower() == ".json":
-        return json.loads(path.read_text(encoding="utf-8"))
+        return safe_json.load(path)
     poses = read_submission(path).poses
     if poses is None:
         raise ValueError(f"{path}: the submission holds no readable pose.json")
