@@ -1,4 +1,5 @@
-"""`ppp validate`, `ppp score`, `ppp nms`, `ppp leaderboard`: the benchmark's jobs.
+"""`ppp validate`, `ppp score`, `ppp nms`, `ppp leaderboard`, `ppp challenge-bundle`: the
+benchmark's jobs.
 
 Thin: parse, call :mod:`..submission`, :mod:`..scoring`, :mod:`..leaderboard`, print. A
 submission with problems prints one line per problem on stderr and exits 2.
