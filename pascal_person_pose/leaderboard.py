@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pascal_person_pose import atomic
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.schema import ADK_COLUMNS, PARTS, POSE_AP_COLUMNS, SIZE_BUCKETS
 
@@ -385,15 +386,17 @@ PLOT_FILES = {"pose_ap": "pose_ap.png", "adk": "adk.png", "parts": "parts_iou.pn
               "parts_by_size": "parts_by_size.png"}
 
 
-def write_leaderboard(results_dir: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
-    """Regenerate leaderboard.md/.html/.csv and one plot per table under ``out``."""
+def write_leaderboard(results_dir: str | os.PathLike, out: str | os.PathLike,
+                      progress: bool = True) -> list[Path]:
+    """Regenerate leaderboard.md/.html/.csv and one plot per table under ``out`` (a bar over
+    the plots, which take most of the time)."""
     results = load_results(results_dir)
     frames = table_frames(results)
     out = Path(out)
     files = {"leaderboard.md": render_markdown(results, frames).encode(),
              "leaderboard.html": render_html(results, frames).encode(),
              "leaderboard.csv": render_csv(results).encode()}
-    for spec in TABLES:
+    for spec in progress_bar.bar(TABLES, desc="plots", unit="plot", enabled=progress):
         if not frames[spec.key].empty:
             files[PLOT_FILES[spec.key]] = render_plot(spec, frames[spec.key], results)
     written = []

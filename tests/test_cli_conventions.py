@@ -155,6 +155,24 @@ def test_progress_bars_on_a_terminal_only_and_never_after_quiet(tmp_path):
     assert piped.returncode == 0 and piped.stderr == ""
 
 
+def test_bars_of_a_scoring_run_on_a_terminal(relative_tree):
+    shown = _stderr_on_terminal(["score", "data", "sub"], relative_tree)
+    assert re.search(r"score parts: 100%\|.*\| 3/3", shown), shown
+
+
+# Commands that can take over ~2 s on the real data: each draws a bar and takes --quiet.
+LONG_COMMANDS = ("ppp synth", "ppp prepare", "ppp download", "ppp info", "ppp validate",
+                 "ppp score", "ppp leaderboard", "ppp challenge-bundle", "ppp label propose",
+                 "ppp label check", "ppp-baseline train", "ppp-baseline predict",
+                 "ppp-baseline trivial")
+
+
+def test_every_long_command_takes_quiet():
+    commands = dict(ALL_COMMANDS)
+    for name in LONG_COMMANDS:
+        assert any("--quiet" in param.opts for param in commands[name].params), name
+
+
 def _listed_summaries(help_text: str) -> dict[str, str]:
     """Commands section of a group's --help: name -> summary with its wrapped lines joined."""
     listed: dict[str, str] = {}

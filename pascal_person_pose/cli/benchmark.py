@@ -169,11 +169,12 @@ def nms(submission: Path, out: Path, head: float, upper: float, lower: float, wh
 @click.argument("results", type=AbsolutePath(exists=True, file_okay=False))
 @click.option("--out", type=AbsolutePath(file_okay=False), required=True,
               help="Folder for leaderboard.md/.html/.csv and the plots.")
+@quiet_option
 def leaderboard_command(results: Path, out: Path) -> None:
     """Regenerate the leaderboard (Markdown, HTML, CSV, plots) from RESULTS/*.json."""
     from pascal_person_pose.leaderboard import write_leaderboard
 
-    for path in write_leaderboard(results, out):
+    for path in write_leaderboard(results, out, progress=show_progress()):
         click.echo(f"wrote {path}")
 
 
