@@ -45,7 +45,11 @@ def _fail(error: InputError) -> None:
 @click.version_option(package_name="pascal-person-pose")
 @quiet_option
 def main() -> None:
-    """PASCAL-Person-Part with 14 joints: download, prepare, inspect, score, label."""
+    """PASCAL-Person-Part with 14 joints: download, prepare, inspect, score, label.
+
+    The formats, the submission rules and the metrics are specified in the project's docs/
+    (formats.md, submission.md, metrics.md).
+    """
 
 
 for _module in JOB_MODULES:

@@ -83,7 +83,10 @@ def _thresholds(ctx, param, value: str) -> tuple[float, ...]:
 @quiet_option
 @_limits
 def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits) -> None:
-    """Check SUBMISSION (directory or .zip) against the SPLIT of the dataset at ROOT."""
+    """Check SUBMISSION (directory or .zip) against the SPLIT of the dataset at ROOT.
+
+    The submission format and every rule checked: docs/submission.md.
+    """
     from pascal_person_pose.dataset import Dataset
     from pascal_person_pose.submission import read_submission, validate_submission
 
@@ -117,7 +120,10 @@ def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits)
 def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_oks: bool,
           add_to: Path | None, method: str | None, alpha: float, min_iou: float,
           size_thresholds: tuple[float, ...], limits: SubmissionLimits) -> None:
-    """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables."""
+    """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables.
+
+    Every number is defined, with its parameters and defaults, in docs/metrics.md.
+    """
     from pascal_person_pose import atomic, leaderboard
     from pascal_person_pose.scoring import score as score_submission
     from pascal_person_pose.submission import InvalidSubmission, read_submission
