@@ -7,6 +7,7 @@ missing browser fails instead.
 
 import json
 import math
+import re
 import os
 from pathlib import Path
 
@@ -166,3 +167,86 @@ def test_proposals_are_shown_and_confirmed(browser, tmp_path):
     ann = next(a for a in doc["annotations"] if a["id"] == record["annotation_ids"][1])
     assert ann["keypoints"][39:42] == float32_list(np.array(proposal))
     assert "proposed_keypoints" not in ann and ann["num_keypoints"] == 14
+
+
+def open_context(browser, url):
+    """A labeler page in its own browser context: another person at another computer."""
+    context = browser.new_context(viewport={"width": 1200, "height": 760})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    return context, page
+
+
+def test_labelers_on_different_images_save_at_once_without_conflict(browser, tmp_path):
+    """Three browser contexts: two on different images type concurrently and all their
+    saves land; a third, on the first image, is refused, names the key that reloads, and
+    saves again after it."""
+    written = write_canonical_dataset(tmp_path / "ds")
+    first, second = written["images"]["2008_000003"], written["images"]["2008_000008"]
+    with running_server(tmp_path / "ds", "train", tmp_path / "server.log") as (url, _):
+        (a_context, a), (b_context, b), (c_context, c) = (open_context(browser, url)
+                                                          for _ in range(3))
+        b.keyboard.press("PageDown")
+        idle(b)
+        assert [p.evaluate("() => labeler.state.data.voc_id") for p in (a, b, c)] == [
+            "2008_000003", "2008_000008", "2008_000003"]
+        expected = {first["annotation_ids"][0]: first["keypoints"][0].copy(),
+                    second["annotation_ids"][0]: second["keypoints"][0].copy()}
+        for k in range(6):  # keys pressed in turn, saves in flight in both at once
+            for page, record in ((a, first), (b, second)):
+                joint = expected[record["annotation_ids"][0]][k + 1]
+                page.keyboard.press("Tab")
+                page.keyboard.press("o" if joint[2] == 2 else "v")  # always a change
+                joint[2] = 1 if joint[2] == 2 else 2
+        idle(a)
+        idle(b)
+        assert [p.evaluate("() => labeler.state.stale") for p in (a, b)] == [False, False]
+        assert a.locator("#revision").inner_text() == "image revision 6"
+        assert b.locator("#revision").inner_text() == "image revision 6"
+
+        c.keyboard.press("x")  # based on revision 0 of the first image: refused
+        idle(c)
+        banner = c.locator("#banner").inner_text()
+        assert c.evaluate("() => labeler.state.stale") and "changed since" in banner
+        key = re.search(r"press (\S+) to reload", banner).group(1)
+        keys_table = {row.locator("td").nth(1).inner_text(): row.locator("kbd").all_inner_texts()
+                      for row in c.locator("table.keys tr").all()}
+        assert any(key in kbds and "reload" in what for what, kbds in keys_table.items())
+        c.keyboard.press(key)
+        idle(c)
+        assert not c.evaluate("() => labeler.state.stale")
+        assert not c.locator("#banner").is_visible()
+        assert c.evaluate("() => labeler.state.data.persons[0].keypoints[1][2]") == \
+            expected[first["annotation_ids"][0]][1, 2]
+        c.keyboard.press("x")  # the forehead, now based on revision 6: saved
+        expected[first["annotation_ids"][0]][0] = 0
+        idle(c)
+        assert c.locator("#revision").inner_text() == "image revision 7"
+        for context in (a_context, b_context, c_context):
+            context.close()
+
+    doc = json.loads(written["annotation_files"]["train"].read_text())
+    assert doc["revision"] == 13
+    assert {im["voc_id"]: im["revision"] for im in doc["images"]} == {
+        "2008_000003": 7, "2008_000008": 6}
+    by_id = {a["id"]: a for a in doc["annotations"]}
+    for aid, keypoints in expected.items():
+        assert by_id[aid]["keypoints"] == float32_list(keypoints)
+
+
+def test_a_relative_root_is_served(browser, tmp_path):
+    """`ppp label serve ds` run in the folder that holds ds: the page loads its images."""
+    write_canonical_dataset(tmp_path / "ds")
+    with running_server("ds", "val", tmp_path / "server.log", cwd=tmp_path) as (url, _):
+        page, _ = open_labeler(browser, url)
+        statuses = []
+        page.on("response", lambda response: statuses.append((response.url, response.status)))
+        assert page.evaluate("() => labeler.state.data.voc_id") == "2010_000005"
+        page.keyboard.press("PageUp")
+        idle(page)
+        assert page.evaluate("() => labeler.state.data.voc_id") == "2010_000001"
+        assert page.evaluate("() => labeler.state.photo.naturalWidth") == 64
+        assert {u.rsplit("/", 2)[-2]: s for u, s in statuses if "/api/" not in u} == {
+            "image": 200, "parts": 200}
+        page.close()

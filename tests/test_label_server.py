@@ -34,13 +34,14 @@ _START_TIMEOUT = 60  # seconds for a server process to announce its URL (2 share
 
 
 @contextlib.contextmanager
-def running_server(root, split, log_path):
-    """``ppp label serve ROOT --split SPLIT --port 0`` in a child process; yields (base URL,
-    process). The process is always killed and reaped on leaving."""
+def running_server(root, split, log_path, cwd=None):
+    """``ppp label serve ROOT --split SPLIT --port 0`` in a child process (working in
+    ``cwd``); yields (base URL, process). The process is always killed and reaped on
+    leaving."""
     process = subprocess.Popen(
         [sys.executable, "-c", "from pascal_person_pose.cli import main; main()", "label",
          "serve", str(root), "--split", split, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=open(log_path, "ab"), text=True,
+        stdout=subprocess.PIPE, stderr=open(log_path, "ab"), text=True, cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         ready, _, _ = select.select([process.stdout], [], [], _START_TIMEOUT)
@@ -109,7 +110,7 @@ def test_a_save_bumps_the_revision_and_a_stale_one_is_refused(client, written):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("not json", "expected a JSON object"),
+    ("not json", "expected Content-Type: application/json"),
     ({"keypoints": [0] * 42, "proposed": [0] * 42}, "expected a JSON object"),
     ({"revision": 0, "keypoints": [0] * 41, "proposed": [0] * 42}, "42 numbers"),
     ({"revision": 0, "keypoints": [3] * 42, "proposed": None}, "visibility 0, 1 or 2"),
@@ -120,7 +121,8 @@ def test_bad_save_bodies_are_refused(client, body, message):
         reply = client.put(f"/api/person/{aid}", data=body, content_type="text/plain")
     else:
         reply = client.put(f"/api/person/{aid}", json=body)
-    assert reply.status_code == 400 and message in reply.get_json()["error"]
+    assert reply.status_code == (415 if isinstance(body, str) else 400)
+    assert message in reply.get_json()["error"]
 
 
 @pytest.mark.parametrize("path", [
@@ -234,7 +236,10 @@ def test_killing_the_server_mid_save_leaves_the_old_or_the_new_revision(written,
 
             thread = threading.Thread(target=saver)
             thread.start()
-            time.sleep(rng.uniform(0.3, 1.0))
+            deadline = time.monotonic() + 120  # a first save acknowledged, however loaded
+            while len(acknowledged) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.7))
             process.send_signal(signal.SIGKILL)
             thread.join(timeout=30)
         on_disk = json.loads(path.read_text())  # always parses

@@ -4,26 +4,31 @@ It serves one self-contained page (``static/labeler.html``: inline script and st
 asset from the network) and a JSON API over one split:
 
 - ``GET /api/state``: the schema (joints, colours, mirror partners, skeleton, parts), the
-  images of the split with their person counts, the progress and the revision;
-- ``GET /api/image/<index>``: one image's persons: joints, pending proposals, mask
-  outline and QA flags;
+  images of the split with their person counts, the progress and the file's revision;
+- ``GET /api/image/<index>``: one image's persons (joints, pending proposals, mask
+  outline, QA flags) and the image's revision;
 - ``GET /image/<voc_id>`` (the JPEG) and ``GET /parts/<voc_id>`` (the part map as a
   transparent colour PNG);
 - ``PUT /api/person/<annotation_id>``: save one person's joints and pending proposals,
-  based on a revision; answers 409 when the file moved on (another tab, another process),
-  so the page tells the user to reload instead of overwriting.
+  based on a revision of its image; answers 409 when that image moved on (another tab,
+  another process), so the page reloads the image instead of overwriting it. Saves on
+  other images never conflict. The revision in the reply is the one this save wrote.
 
 Safety: a VOC id in a URL must be one of the split's images (anything else, ``..`` and
 slashes included, is refused before a path is built); the server binds to 127.0.0.1 and
 refuses a non-loopback address unless the caller explicitly allows it; while bound to
-loopback it answers only requests whose ``Host`` is a loopback name (no DNS rebinding);
-writes need a JSON body, which a cross-site form cannot send.
+loopback it answers only requests whose ``Host`` is a loopback name (no DNS rebinding).
+A write must come from the labeler's own origin (an ``Origin`` header naming another site
+is refused with 403), carry a JSON body (which a cross-site form cannot send) of at most
+``MAX_REQUEST_BYTES`` (413 beyond), parsed with limits on nesting and number size (400
+with one line, never a 500).
 """
 
 from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -31,24 +36,26 @@ import socket
 import threading
 from collections import OrderedDict
 from importlib import resources
+from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 from flask import Flask, Response, jsonify, request, send_file
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import make_server
 
 from pascal_person_pose import schema
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.label import qa
 from pascal_person_pose.label.store import (PROPOSALS_KEY, AnnotationStore, RevisionConflict,
-                                            person_arrays)
+                                            image_revision, person_arrays)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 _VOC_ID = re.compile(r"^\d{4}_\d{6}$")
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+MAX_REQUEST_BYTES = 64 * 1024  # bodies this large or larger are refused (a save is ~2 KiB)
 _SAMPLE_CACHE = 8  # images whose pixel maps stay decoded (the current one and its neighbours)
 _CSP = ("default-src 'none'; img-src 'self' data:; connect-src 'self'; script-src 'unsafe-inline'; "
         "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -147,24 +154,26 @@ class LabelSession:
     def image(self, index: int) -> dict:
         if not 0 <= index < len(self.dataset):
             raise KeyError(index)
-        doc = self.store.read()
+        snapshot = self.store.snapshot()
         sample = self.sample(index)
-        records = {a["id"]: a for a in doc["annotations"] if a["image_id"] == sample.image_id}
+        records = {a["id"]: a for a in snapshot.doc["annotations"]
+                   if a["image_id"] == sample.image_id}
         return {
             "index": index, "voc_id": sample.voc_id, "image_id": sample.image_id,
             "width": sample.width, "height": sample.height,
             "pose_annotated": sample.pose_annotated,
-            "revision": int(doc.get("revision", 0)),
+            "revision": image_revision(snapshot.images[sample.image_id]),
             "persons": [self.person(index, k, records[p.annotation_id])
                         for k, p in enumerate(sample.persons)],
         }
 
     def save(self, annotation_id: int, keypoints, proposed, revision: int) -> dict:
-        revision = self.store.update_person(annotation_id, keypoints, proposed, revision)
-        ann = self.store.annotation(annotation_id)
-        index = self._index_of_image[ann["image_id"]]
+        """Save one person; the reply's revision and person are those this save wrote."""
+        saved = self.store.update_person(annotation_id, keypoints, proposed, revision)
+        index = self._index_of_image[saved.annotation["image_id"]]
         k = [p.annotation_id for p in self.sample(index).persons].index(annotation_id)
-        return {"revision": revision, "person": self.person(index, k, ann),
+        return {"revision": saved.revision, "file_revision": saved.file_revision,
+                "person": self.person(index, k, saved.annotation),
                 "progress": self.progress(self.store.read())}
 
     def parts_png(self, index: int) -> bytes:
@@ -191,10 +200,14 @@ class _Refused(Exception):
 
 def create_app(root: str | os.PathLike, split: str, trusted_hosts: list[str] | None = None):
     """The Flask app of one split. ``trusted_hosts``: the ``Host`` names to answer (None:
-    any, for a server the user explicitly exposed)."""
-    session = LabelSession(root, split)
+    any, for a server the user explicitly exposed).
+
+    A relative ``root`` is taken against the working directory now, once: Flask would take
+    a relative file path against the package folder."""
+    session = LabelSession(Path(root).absolute(), split)
     app = Flask(__name__, static_folder=None)
     app.config["TRUSTED_HOSTS"] = trusted_hosts
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False
     page = resources.files("pascal_person_pose.label").joinpath("static/labeler.html")
 
@@ -206,6 +219,16 @@ def create_app(root: str | os.PathLike, split: str, trusted_hosts: list[str] | N
             return session.dataset.index_of(voc_id)
         except InputError:
             raise _Refused(404, f"no image {voc_id} in the {split} split") from None
+
+    def json_body():
+        """The request body as JSON, within the size limit (413) and the parser's limits."""
+        data = request.get_data(cache=False)  # 413 when Content-Length is over the limit
+        if len(data) >= MAX_REQUEST_BYTES:  # a streamed body is cut at the limit: refuse it
+            raise RequestEntityTooLarge()
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as e:
+            raise _Refused(400, f"request body is not valid JSON ({str(e).splitlines()[0]})")
 
     @app.errorhandler(_Refused)
     def refused(error: _Refused):
@@ -250,10 +273,20 @@ def create_app(root: str | os.PathLike, split: str, trusted_hosts: list[str] | N
     def parts_file(voc_id: str):
         return Response(session.parts_png(image_index(voc_id)), mimetype="image/png")
 
+    @app.before_request
+    def same_origin_writes():
+        """A browser names the page that sends a write in ``Origin``: only ours may."""
+        origin = request.headers.get("Origin")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and origin is not None \
+                and origin != f"{request.scheme}://{request.host}":
+            raise _Refused(403, f"refused: a write from another origin ({origin[:80]!r})")
+
     @app.put("/api/person/<int:annotation_id>")
     def save(annotation_id: int):
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("revision"), int):
+        if request.mimetype != "application/json":
+            raise _Refused(415, "expected Content-Type: application/json")
+        body = json_body()
+        if not isinstance(body, dict) or type(body.get("revision")) is not int:
             raise _Refused(400, "expected a JSON object with revision, keypoints, proposed")
         try:
             return jsonify(session.save(annotation_id, body.get("keypoints"),
