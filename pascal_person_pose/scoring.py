@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from pascal_person_pose import progress as progress_bar
+from pascal_person_pose.fingerprint import ground_truth_fingerprint
 from pascal_person_pose.schema import NUM_JOINTS, SIZE_THRESHOLDS
 from pascal_person_pose.submission import (InvalidSubmission, PoseArrays, Problems, Submission,
                                            pose_arrays, read_part_map, read_submission,
@@ -61,7 +62,8 @@ def score(root: str | os.PathLike, submission: str | os.PathLike | Submission,
         from pascal_person_pose.coco_oks import coco_oks_ap
 
         result["coco_oks"] = coco_oks_ap(dataset.coco, sub.poses)
-    result["params"] = {"split": split, "alpha": alpha, "min_iou": min_iou,
+    result["params"] = {"split": split, "ground_truth": ground_truth_fingerprint(dataset),
+                        "alpha": alpha, "min_iou": min_iou,
                         "size_thresholds": [float(t) for t in size_thresholds],
                         "pose_images": sum(im.get("pose_annotated", True)
                                            for im in dataset.images),

@@ -1,5 +1,8 @@
 """Fixtures shared by the test files."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 
@@ -13,3 +16,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright; skipped when /usr/bin/chromium is missing,
+    unless PPP_REQUIRE_BROWSER is set (CI), where a missing browser fails instead."""
+    if not os.environ.get("PPP_REQUIRE_BROWSER"):
+        if not Path(CHROMIUM).exists():
+            pytest.skip(f"{CHROMIUM} is missing (set PPP_REQUIRE_BROWSER to fail instead)")
+        pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()

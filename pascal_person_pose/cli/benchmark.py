@@ -106,8 +106,11 @@ def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits)
 @click.option("--coco-oks", is_flag=True,
               help="Also report COCO OKS keypoint AP (an extra, not the paper's metric).")
 @click.option("--add-to", type=AbsolutePath(file_okay=False),
-              help="Add the scores as a 'scored' row to this results directory.")
+              help="Add the scores as a 'scored' row to this results directory (refused "
+                   "if the method name is taken).")
 @click.option("--method", help="Method name of the row (default: meta.json's method).")
+@click.option("--replace", is_flag=True,
+              help="With --add-to: replace the scored row of the same method.")
 @click.option("--alpha", type=click.FloatRange(0, min_open=True), default=0.5, show_default=True,
               help="Pose mAP: a joint is correct within alpha x the GT head size.")
 @click.option("--min-iou", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -118,21 +121,25 @@ def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits)
 @quiet_option
 @_limits
 def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_oks: bool,
-          add_to: Path | None, method: str | None, alpha: float, min_iou: float,
-          size_thresholds: tuple[float, ...], limits: SubmissionLimits) -> None:
+          add_to: Path | None, method: str | None, replace: bool, alpha: float,
+          min_iou: float, size_thresholds: tuple[float, ...], limits: SubmissionLimits) -> None:
     """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables.
 
     Every number is defined, with its parameters and defaults, in docs/metrics.md.
     """
-    from pascal_person_pose import atomic, leaderboard
+    from pascal_person_pose import atomic, leaderboard, results
     from pascal_person_pose.scoring import score as score_submission
     from pascal_person_pose.submission import InvalidSubmission, read_submission
 
+    if replace and not add_to:
+        raise click.UsageError("--replace only applies with --add-to")
     with read_submission(submission, limits) as sub:
         meta = sub.meta or {}
         method = method or meta.get("method")
         if add_to and not method:
             raise click.UsageError("--add-to needs --method (or a method in meta.json)")
+        if add_to:
+            results.plan_add(add_to, method, replace=replace)  # a clash fails before scoring
         try:
             scores = score_submission(root, sub, split, alpha=alpha, min_iou=min_iou,
                                       size_thresholds=size_thresholds, coco_oks=coco_oks,
@@ -146,8 +153,8 @@ def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_
             click.echo(f"wrote {json_out}")
     if add_to:
         citation = meta.get("paper") or meta.get("url") or ""
-        doc = leaderboard.result_from_score(scores, method, citation, meta or None)
-        click.echo(f"wrote {leaderboard.add_result(add_to, doc)}")
+        doc = results.result_from_score(scores, method, citation, meta or None)
+        click.echo(f"wrote {results.add_result(add_to, doc, replace=replace)}")
 
 
 @click.command()

@@ -68,10 +68,17 @@ def info(root: Path, split: str | None, json_out: Path | None) -> None:
     """Statistics of a canonical dataset per split: images, persons, joints, sizes, parts."""
     from pascal_person_pose import atomic
     from pascal_person_pose.dataset import Dataset
+    from pascal_person_pose.fingerprint import ground_truth_fingerprint
 
-    stats = [Dataset(root, s).statistics(progress=show_progress())
-             for s in _splits(root, split)]
+    stats = []
+    for name in _splits(root, split):
+        dataset = Dataset(root, name)
+        stats.append({**dataset.statistics(progress=show_progress()),
+                      "ground_truth": ground_truth_fingerprint(dataset)})
     click.echo(_format_table(stats))
+    click.echo("ground-truth fingerprint (what scores record; see docs/leaderboard.md)")
+    for s in stats:
+        click.echo(f"  {s['split']:<{max(len(t['split']) for t in stats)}}  {s['ground_truth']}")
     if json_out is not None:
         atomic.write_json(json_out, {s["split"]: s for s in stats}, indent=2)
 
