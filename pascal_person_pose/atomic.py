@@ -177,11 +177,13 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = None) -> None:
             f.write("\n")
 
 
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # suffix -> PIL format
+
+
 def save_image(path: str | os.PathLike, image, **save_args) -> None:
     """Save a PIL image atomically; the format comes from ``path``'s suffix."""
     path = Path(path)
-    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
-    if path.suffix.lower() not in formats:
+    if path.suffix.lower() not in IMAGE_FORMATS:
         raise InputError(path, f"unknown image type {path.suffix!r}; use .png or .jpg")
     with atomic_open(path, "wb") as f:
-        image.save(f, format=formats[path.suffix.lower()], **save_args)
+        image.save(f, format=IMAGE_FORMATS[path.suffix.lower()], **save_args)

@@ -1,5 +1,6 @@
 """Drawing: part maps, person outlines and skeletons over an image (``ppp show``, the
-labeler, the reference model's figures).
+labeler, the reference model's figures), and the views ``ppp show`` saves: panels with a
+title, side by side, over a colour legend of the parts and joints.
 
 Every function takes an RGB uint8 image and returns a new one; nothing is drawn in place.
 Colours come from ``schema`` (part colours are the VOC palette of the label PNGs, joint
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import colorsys
 import os
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from pascal_person_pose import atomic, schema
 from pascal_person_pose.dataset import Sample
@@ -90,6 +92,18 @@ def draw_skeletons(image: np.ndarray, keypoints: np.ndarray, *, scores: bool = F
     return out
 
 
+def draw_prediction(image: np.ndarray, part_map: np.ndarray | None, keypoints: np.ndarray,
+                    *, parts: bool = True, skeletons: bool = True, joint_names: bool = False,
+                    alpha: float = 0.6) -> np.ndarray:
+    """A submission's part map and poses (N, 14, 3; column 2 the joint score) over the image."""
+    out = image
+    if parts and part_map is not None:
+        out = draw_parts(out, part_map, alpha)
+    if skeletons:
+        out = draw_skeletons(out, keypoints, scores=True, joint_names=joint_names)
+    return out
+
+
 def render_sample(sample: Sample, *, parts: bool = True, instances: bool = True,
                   skeletons: bool = True, joint_names: bool = False,
                   alpha: float = 0.6) -> np.ndarray:
@@ -102,6 +116,102 @@ def render_sample(sample: Sample, *, parts: bool = True, instances: bool = True,
     if skeletons:
         out = draw_skeletons(out, sample.keypoints, joint_names=joint_names)
     return out
+
+
+# ------------------------------------------------------------------------ views and legend
+
+_FONT_PX = 13
+_GAP = 6
+_PAPER = (255, 255, 255)
+_INK = (30, 30, 30)
+_LEGEND_MIN_WIDTH = 420  # below this the legend would wrap into a tall column
+
+
+def _font() -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=_FONT_PX)
+
+
+def _text_width(text: str) -> int:
+    return int(np.ceil(_font().getlength(text)))
+
+
+def legend_items(parts: bool = True, joints: bool = True) -> list[tuple[str, list]]:
+    """``(section, [(name, colour, shape)])`` of what a view draws: part colours as squares,
+    the ignore label, joints as discs."""
+    sections = []
+    if parts:
+        items = [(p.name, p.colour, "square") for p in schema.PARTS[1:]]
+        items.append(("ignore", tuple(int(c) for c in _PART_LUT[schema.IGNORE_LABEL]), "square"))
+        sections.append(("parts", items))
+    if joints:
+        sections.append(("joints", [(j.name, j.colour, "disc") for j in schema.JOINTS]))
+    return sections
+
+
+def draw_legend(width: int, sections: list[tuple[str, list]], note: str = "") -> np.ndarray:
+    """A strip ``width`` pixels wide: each section's swatches and names, wrapped into rows,
+    then an optional note line."""
+    font, row = _font(), _FONT_PX + 2 * _GAP
+    swatch = _FONT_PX - 2
+    lines: list[list[tuple[int, str, tuple, str]]] = []  # per row: (x, name, colour, shape)
+    for title, items in sections:
+        x = _GAP + _text_width(f"{title}:") + 2 * _GAP
+        current: list = [(_GAP, f"{title}:", None, "title")]
+        for name, colour, shape in items:
+            item_width = swatch + _GAP // 2 + _text_width(name) + 2 * _GAP
+            if x + item_width > width and len(current) > 1:
+                lines.append(current)
+                x, current = 2 * _GAP, []
+            current.append((x, name, colour, shape))
+            x += item_width
+        lines.append(current)
+    height = row * (len(lines) + bool(note)) + _GAP
+    canvas = Image.new("RGB", (width, height), _PAPER)
+    draw = ImageDraw.Draw(canvas)
+    for k, line in enumerate(lines):
+        top = _GAP + k * row
+        for x, name, colour, shape in line:
+            if shape == "title":
+                draw.text((x, top + 1), name, fill=_INK, font=font)
+                continue
+            box = (x, top + 2, x + swatch, top + 2 + swatch)
+            if shape == "disc":
+                draw.ellipse(box, fill=tuple(colour), outline=_INK)
+            else:
+                draw.rectangle(box, fill=tuple(colour), outline=_INK)
+            draw.text((x + swatch + _GAP // 2, top + 1), name, fill=_INK, font=font)
+    if note:
+        draw.text((_GAP, _GAP + len(lines) * row + 1), note, fill=_INK, font=font)
+    return np.asarray(canvas)
+
+
+def titled(panel: np.ndarray, title: str) -> np.ndarray:
+    """``panel`` under a one-line title (cut with an ellipsis to the panel's width)."""
+    font, height = _font(), _FONT_PX + 2 * _GAP
+    while title and _text_width(title) > panel.shape[1] - 2 * _GAP and len(title) > 1:
+        title = title[:-2] + "\u2026"
+    canvas = Image.new("RGB", (panel.shape[1], height), _PAPER)
+    ImageDraw.Draw(canvas).text((_GAP, _GAP), title, fill=_INK, font=font)
+    return np.vstack([np.asarray(canvas), panel])
+
+
+def compose(panels: Sequence[np.ndarray], legend_sections: list | None = None,
+            note: str = "") -> np.ndarray:
+    """Panels side by side (top-aligned, a white gap between), the legend below them."""
+    gap = np.full((max(p.shape[0] for p in panels), _GAP, 3), _PAPER, np.uint8)
+    row = []
+    for k, panel in enumerate(panels):
+        pad = gap.shape[0] - panel.shape[0]
+        row += [gap] if k else []
+        row.append(np.vstack([panel, np.full((pad, panel.shape[1], 3), _PAPER, np.uint8)]))
+    out = np.hstack(row)
+    if legend_sections is None:
+        return out
+    width = max(out.shape[1], _LEGEND_MIN_WIDTH)
+    if width > out.shape[1]:
+        out = np.hstack([out, np.full((out.shape[0], width - out.shape[1], 3), _PAPER,
+                                      np.uint8)])
+    return np.vstack([out, draw_legend(width, legend_sections, note)])
 
 
 def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
