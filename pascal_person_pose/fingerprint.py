@@ -21,27 +21,28 @@ import os
 from pathlib import Path
 
 from pascal_person_pose.errors import InputError
+from pascal_person_pose.layout import CanonicalLayout
 
 PREFIX = "sha256:"
 
 
 def ground_truth_files(dataset) -> list[str]:
     """The files a fingerprint covers, relative to the dataset root, in hashing order."""
-    root = dataset.layout.root
-    files = {_relative(dataset.annotation_file, root)}
+    relative = CanonicalLayout(Path())  # the canonical paths, spelled relative to the root
+    files = {relative.annotations(dataset.split).as_posix()}
     for image in dataset.images:
         voc_id = image["voc_id"]
-        files.add(_relative(dataset.layout.parts(voc_id), root))
-        files.add(_relative(dataset.layout.instances(voc_id), root))
+        files.add(relative.parts(voc_id).as_posix())
+        files.add(relative.instances(voc_id).as_posix())
     return sorted(files, key=lambda name: name.encode())
 
 
 def ground_truth_fingerprint(dataset) -> str:
     """``"sha256:<hex>"`` of the split of ``dataset`` (a :class:`~.dataset.Dataset`)."""
-    root = dataset.layout.root
+    root = os.fspath(dataset.layout.root)
     manifest = hashlib.sha256()
     for name in ground_truth_files(dataset):
-        path = root / name
+        path = os.path.join(root, name)
         try:
             with open(path, "rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
@@ -52,7 +53,3 @@ def ground_truth_fingerprint(dataset) -> str:
             raise InputError(path, f"cannot be read ({e.strerror})") from None
         manifest.update(f"{digest}  {name}\n".encode())
     return PREFIX + manifest.hexdigest()
-
-
-def _relative(path: Path, root: Path) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()

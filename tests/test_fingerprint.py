@@ -89,3 +89,16 @@ def test_info_prints_the_fingerprint_of_each_split(root, tmp_path):
         assert re.search(rf"^  {split}\s+{value}$", result.output, re.M)
     assert json.loads(out.read_text())["val"]["ground_truth"] == \
         ground_truth_fingerprint(Dataset(root, "val"))
+
+
+def test_fingerprint_benchmark_runs_on_a_tiny_case(tmp_path):
+    """benchmark/perf/fingerprint_speed.py keeps working (the real run is 1817 images)."""
+    repo = DOCS.parents[1]
+    run = subprocess.run([sys.executable, str(repo / "benchmark" / "perf" /
+                                              "fingerprint_speed.py"),
+                          "--images", "6", "--repeats", "1", "--workdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=repo)
+    assert run.returncode == 0, run.stderr
+    for line in ("13 files", "read the files (baseline)", "ground-truth fingerprint",
+                 "x the plain read", "score end to end", "load average"):
+        assert line in run.stdout
