@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pascal_person_pose import atomic
+from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.results import (TABLE_BY_KEY, TABLES, TableSpec, ground_truth_key,
                                         ground_truth_label, ground_truth_slug, load_results,
                                         method_colour, tables_from_score)
@@ -377,19 +378,19 @@ def render_plot(spec: TableSpec, rows: list[dict], board_label: str) -> bytes:
 # ---------------------------------------------------------------------------------- write
 
 
-def write_leaderboard(results_dir: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
-    """Regenerate leaderboard.md/.html/.csv and one plot per board and table under ``out``."""
+def write_leaderboard(results_dir: str | os.PathLike, out: str | os.PathLike, *,
+                      progress: bool = False) -> list[Path]:
+    """Regenerate leaderboard.md/.html/.csv and one plot per board and table under ``out``
+    (``progress``: a bar over the plots, which take most of the time)."""
     results = load_results(results_dir)
     boards_ = boards(results)
     out = Path(out)
     files = {"leaderboard.md": render_markdown(results, boards_).encode(),
              "leaderboard.html": render_html(results, boards_).encode(),
              "leaderboard.csv": render_csv(results, boards_).encode()}
-    for board in boards_:
-        for spec in TABLES:
-            if spec.key in board.ranked:
-                files[board.plot_file(spec)] = render_plot(spec, board.ranked[spec.key],
-                                                           board.label)
+    plots = [(board, spec) for board in boards_ for spec in TABLES if spec.key in board.ranked]
+    for board, spec in progress_bar.bar(plots, desc="plots", unit="plot", enabled=progress):
+        files[board.plot_file(spec)] = render_plot(spec, board.ranked[spec.key], board.label)
     written = []
     for name, data in files.items():
         atomic.write_bytes(out / name, data)

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pascal_person_pose import atomic
+from pascal_person_pose import atomic, safe_json
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.fingerprint import PREFIX as FINGERPRINT_PREFIX
 from pascal_person_pose.schema import ADK_COLUMNS, PARTS, POSE_AP_COLUMNS, SIZE_BUCKETS
@@ -268,14 +268,12 @@ def free_colour(results: list[dict], method: str) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
+MAX_RESULT_BYTES = 16 * 2 ** 20  # a record is a few kB; more is not a record
+
+
 def read_result(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, digits
-        raise InputError(path, f"not valid JSON ({str(e).splitlines()[0][:200]})") from None
-    except OSError as e:
-        raise InputError(path, f"cannot be read ({e.strerror})") from None
-    return check_result(doc, path)
+    """One checked record (read by the safe reader: hand-edited files are user input)."""
+    return check_result(safe_json.load(path, max_bytes=MAX_RESULT_BYTES), path)
 
 
 def load_results_with_paths(directory: str | os.PathLike) -> list[tuple[Path, dict]]:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from pascal_person_pose.cli import main
+from test_cli_conventions import _stderr_on_terminal
 from pascal_person_pose.leaderboard import boards, plot_figure, write_leaderboard
 from pascal_person_pose.results import (TABLES, add_result, load_results, method_colour,
                                         result_from_score)
@@ -371,3 +372,11 @@ def test_cli_leaderboard_refuses_methods_that_only_differ_in_case_or_punctuation
     result = CliRunner().invoke(main, ["leaderboard", str(duplicate), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "method too close to 'hazn!'" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_leaderboard_shows_progress_on_a_terminal_only(tmp_path):
+    """What was seen: `ppp leaderboard` ran silently for many seconds."""
+    shown = _stderr_on_terminal(["leaderboard", str(RESULTS), "--out", "a"], tmp_path)
+    assert re.search(r"plots: 100%\|.*\| 4/4", shown), shown
+    assert _stderr_on_terminal(["leaderboard", str(RESULTS), "--out", "b", "--quiet"],
+                               tmp_path) == ""
