@@ -207,7 +207,11 @@ tr.scored td { background: #fff7e0; }
 .badge { font-size: 0.8em; padding: 0.1em 0.4em; border-radius: 0.3em; }
 .badge.published { background: #e4ecf7; } .badge.scored { background: #f5c542; }
 figure { margin: 0 0 2em 0; } figure img { width: 100%; max-width: 900px; height: auto; }
-@media (max-width: 600px) { body { margin: 0.6em; } h1 { font-size: 1.4em; } }
+@media (max-width: 600px) {
+  body { margin: 0.6em; } h1 { font-size: 1.4em; }
+  td.method { white-space: normal; min-width: 7em; max-width: 10em; }
+  th, td { padding: 0.3em 0.4em; }
+}
 """
 
 
