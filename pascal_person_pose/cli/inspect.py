@@ -110,22 +110,22 @@ def _submission_view(submission: Path, dataset, sample, min_score: float):
                                                read_part_map, read_submission,
                                                validate_submission)
 
-    sub = read_submission(submission)
-    problems = validate_submission(sub, dataset, check_pixels=False)
-    if problems:
-        raise InvalidSubmission(problems)
-    keypoints = np.zeros((0, 14, 3))
-    if sub.has_pose:
-        arrays = pose_arrays(sub.poses)
-        rows = arrays.by_image().get(sample.image_id, np.zeros(0, np.int64))
-        rows = rows[arrays.scores[rows] >= min_score]
-        keypoints = arrays.keypoints[rows[np.argsort(arrays.scores[rows], kind="stable")]]
-    part_map = None
-    if sample.voc_id in sub.parts:
-        image = dataset.images[dataset.index_of(sample.voc_id)]
-        part_map, found = read_part_map(sub, image)
-        if found:
-            raise InvalidSubmission(found)
+    with read_submission(submission) as sub:  # the default size limits of `ppp validate`
+        problems = validate_submission(sub, dataset, check_pixels=False)
+        if problems:
+            raise InvalidSubmission(problems)
+        keypoints = np.zeros((0, 14, 3))
+        if sub.has_pose:
+            arrays = pose_arrays(sub.poses)
+            rows = arrays.by_image().get(sample.image_id, np.zeros(0, np.int64))
+            rows = rows[arrays.scores[rows] >= min_score]
+            keypoints = arrays.keypoints[rows[np.argsort(arrays.scores[rows], kind="stable")]]
+        part_map = None
+        if sample.voc_id in sub.parts:
+            image = dataset.images[dataset.index_of(sample.voc_id)]
+            part_map, found = read_part_map(sub, image)
+            if found:
+                raise InvalidSubmission(found)
     what = [_plural(len(keypoints), "pose") + (f" (score >= {min_score:g})" if min_score
                                                else "") if sub.has_pose else "no pose task",
             "part map" if part_map is not None else
