@@ -12,7 +12,7 @@ scores file, which the platform reports as a failed submission with that log.
 
 The scoring program carries a copy of this package beside it and calls :func:`scoring.score`,
 so a hosted leaderboard shows exactly the numbers of ``ppp score``. Its columns are the
-paper's Tables 1-4 (:data:`leaderboard.TABLES`); Codabench has one leaderboard per
+paper's Tables 1-4 (:data:`results.TABLES`); Codabench has one leaderboard per
 competition, so they are one row of 30 columns ranked by Table 1's Total. Specified for
 users in docs/frameworks.md.
 """
@@ -39,7 +39,8 @@ from PIL import Image
 from pascal_person_pose import atomic, layout, schema
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
-from pascal_person_pose.leaderboard import TABLES, score_tables_text, tables_from_score
+from pascal_person_pose.leaderboard import score_tables_text
+from pascal_person_pose.results import TABLES, tables_from_score
 
 SCORES_FILE = "scores.json"
 DETAILED_RESULTS_FILE = "detailed_results.html"
@@ -74,7 +75,7 @@ sys.exit(run_scoring_program(sys.argv[1], sys.argv[2]))
 class Column:
     """One leaderboard column: a cell of the paper's Tables 1-4."""
 
-    table: str  # leaderboard.TableSpec.key
+    table: str  # results.TableSpec.key
     name: str  # the paper's column title
     higher_is_better: bool
     decimals: int
