@@ -5,7 +5,8 @@ boxes, instance numbers, annotation ids, grouped by image), so looking up an ima
 poses of a split costs no JSON walking. Pixels are read only when asked for: a sample's
 ``image``, ``part_map`` and ``instance_map`` read their file on first access, and a
 person's ``mask`` is decoded from its RLE on first access, so iterating poses alone never
-touches an image file.
+touches an image file. ``fine_part_map`` is the image's PASCAL-Part fine parts with their
+sides (``schema.FINE_PARTS`` ids), or None where the source had none.
 
 The JSON stays exactly what ``pycocotools.coco.COCO`` loads; ``Dataset.coco`` is that
 dict, untouched.
@@ -18,7 +19,8 @@ every image has an integer ``id``, ``file_name``, positive ``width``/``height`` 
 ``iscrowd``, an RLE ``segmentation`` of the image's size, 42 finite ``keypoints`` with
 visibility 0/1/2 and x = y = 0 where it is 0, ``num_keypoints`` equal to the labelled
 joints, and an ``instance`` 1-255 unique within its image. Pixel files are checked when
-read: they must exist, have the size the JSON gives, and (part maps) hold only 0-6 or 255.
+read: they must exist, have the size the JSON gives, and (part maps) hold only 0-6 or 255,
+(fine part maps) only 0 and the ids of ``schema.FINE_PARTS``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pascal_person_pose.sources import voc
 
 _KEYPOINT_LENGTH = 3 * schema.NUM_JOINTS
 _VALID_PART_IDS = np.isin(np.arange(256), [*range(schema.NUM_PARTS), schema.IGNORE_LABEL])
+_VALID_FINE_IDS = np.isin(np.arange(256), [0, *schema.id2fine])
 _NUMBER_TYPES = {int, float}  # exact types: a JSON true/false is a bool, not a number
 
 
@@ -103,6 +106,20 @@ class Sample:
             bad = np.unique(labels[~_VALID_PART_IDS[labels]])
             raise InputError(path, f"values {bad.tolist()[:10]} are not part ids "
                                    f"(0-{schema.NUM_PARTS - 1}, {schema.IGNORE_LABEL} ignore)")
+        return labels
+
+    @cached_property
+    def fine_part_map(self) -> np.ndarray | None:
+        """PASCAL-Part fine part ids per pixel (``schema.FINE_PARTS``, 0 none), (H, W) uint8;
+        None when the image has no ``parts_fine/<id>.png`` (its source had no fine parts)."""
+        path = self.layout.fine_parts(self.voc_id)
+        if not path.is_file():
+            return None
+        labels = self._read_label_map(path)
+        if not _VALID_FINE_IDS[labels].all():
+            bad = np.unique(labels[~_VALID_FINE_IDS[labels]])
+            raise InputError(path, f"values {bad.tolist()[:10]} are not fine part ids "
+                                   f"(0, {min(schema.id2fine)}-{max(schema.id2fine)})")
         return labels
 
     @cached_property

@@ -15,8 +15,14 @@ Canonical (what ``ppp prepare`` writes and everything else reads)::
 
     ROOT/images/<id>.jpg          a symbolic link to the raw JPEG, or a copy (--copy-images)
     ROOT/parts/<id>.png           uint8 part ids 0-6, 255 ignore
+    ROOT/parts_fine/<id>.png      uint8 PASCAL-Part person part ids (schema.FINE_PARTS), 0 none;
+                                  only for images whose source has fine parts
     ROOT/instances/<id>.png       uint8 person index 1..N, 0 none
     ROOT/annotations/person_pose_<split>.json
+
+``ppp prepare`` keeps its state beside them: ``ROOT/.prepare/records/<id>.json`` (what it
+learnt of an image) and ``ROOT/.prepare/staged/``, a canonical tree of the files not yet
+moved into place.
 """
 
 from __future__ import annotations
@@ -61,8 +67,10 @@ class CanonicalLayout:
         self.root = Path(root)
         self.image_dir = self.root / "images"
         self.part_dir = self.root / "parts"
+        self.fine_part_dir = self.root / "parts_fine"
         self.instance_dir = self.root / "instances"
         self.annotation_dir = self.root / "annotations"
+        self.prepare_dir = self.root / ".prepare"
 
     def image(self, voc_id: str) -> Path:
         return self.image_dir / f"{voc_id}.jpg"
@@ -70,11 +78,27 @@ class CanonicalLayout:
     def parts(self, voc_id: str) -> Path:
         return self.part_dir / f"{voc_id}.png"
 
+    def fine_parts(self, voc_id: str) -> Path:
+        return self.fine_part_dir / f"{voc_id}.png"
+
     def instances(self, voc_id: str) -> Path:
         return self.instance_dir / f"{voc_id}.png"
 
+    def image_files(self, voc_id: str) -> dict[str, Path]:
+        """Every per-image file of the tree, by kind (the fine parts may be absent)."""
+        return {"image": self.image(voc_id), "parts": self.parts(voc_id),
+                "parts_fine": self.fine_parts(voc_id), "instances": self.instances(voc_id)}
+
     def annotations(self, split: str) -> Path:
         return self.annotation_dir / f"person_pose_{split}.json"
+
+    def prepare_record(self, voc_id: str) -> Path:
+        """``ppp prepare``'s record of one image."""
+        return self.prepare_dir / "records" / f"{voc_id}.json"
+
+    def staging(self) -> "CanonicalLayout":
+        """The tree where ``ppp prepare`` stages files until every image has succeeded."""
+        return CanonicalLayout(self.prepare_dir / "staged")
 
 
 def image_id(voc_id: str) -> int:

@@ -15,15 +15,18 @@ Per image listed in ``train_id.txt`` / ``val_id.txt``:
 - ``parts/<id>.png`` is the Person-Part label PNG; without one it is the merge of the
   .mat's fine parts. When the PNG and fine parts (some person with a labelled part) both
   exist, the share of non-ignore pixels on which they differ is reported;
+- ``parts_fine/<id>.png`` holds the fine parts themselves (``schema.FINE_PARTS`` ids, sides
+  included), painted by the same rule as the merge, for every image where some person has
+  a labelled part; an image without any has no such file;
 - an image without a pose file is kept for the part task with ``pose_annotated: false``.
 
-Every output file is written atomically, into a staging folder first
-(``OUT/.prepare/staged``) beside a per-image record (``OUT/.prepare/records/<id>.json``)
-holding everything the JSON needs. Only when every image succeeded are the staged files
-moved into place and the split JSONs written, so a failed run leaves the previous outputs
-of OUT as they were. A re-run skips an image whose record matches its inputs (size and
-modification time of each source file) and options, so an interrupted run resumes where it
-stopped.
+Every output file is written atomically, into a staging tree first
+(``layout.CanonicalLayout.staging``) beside a per-image :class:`ImageRecord`
+(``layout.CanonicalLayout.prepare_record``) holding everything the JSON needs. Only when
+every image succeeded are the staged files moved into place and the split JSONs written,
+so a failed run leaves the previous outputs of OUT as they were. A re-run skips an image
+whose record matches its inputs (size and modification time of each source file) and
+options, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import os
 import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,13 +51,60 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STATE_DIR = ".prepare"
 # Bump when a change of this module changes what a record or a staged file holds, so that
 # records from older versions are redone instead of reused.
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 _VOC_ID = re.compile(r"^\d{4}_\d{6}$")
-_STAGED = (("images", ".jpg"), ("parts", ".png"), ("instances", ".png"))
-_RECORD_ONLY = ("instance_pixels", "pose_matched")  # person fields kept out of the JSON
+
+
+@dataclass
+class PersonRecord:
+    """One person of an image: its COCO annotation (without ids) and what only the summary
+    needs (``instance_pixels``, ``pose_matched``)."""
+
+    bbox: list[float]
+    area: int
+    segmentation: dict
+    keypoints: list[float]
+    num_keypoints: int
+    instance: int
+    instance_pixels: int  # the pixels it owns in the instance map (size buckets)
+    pose_matched: bool
+
+    def annotation(self) -> dict:
+        """The COCO annotation fields (the JSON adds ids and the category)."""
+        return {"bbox": self.bbox, "area": self.area, "segmentation": self.segmentation,
+                "keypoints": self.keypoints, "num_keypoints": self.num_keypoints,
+                "instance": self.instance}
+
+
+@dataclass
+class ImageRecord:
+    """What preparing one image learnt: written to its record file, read back to build the
+    split JSONs and the summary, and to decide whether a re-run can reuse it."""
+
+    fingerprint: dict
+    width: int
+    height: int
+    pose_annotated: bool
+    persons: list[PersonRecord]
+    parts_source: str  # "png" (the Person-Part label PNG) or "fine_parts" (their merge)
+    has_fine_parts: bool  # whether parts_fine/<id>.png exists
+    part_disagreement: list[int] | None  # [differing, compared] pixels, PNG vs fine parts
+    unmatched_poses: int
+    warnings: list[str]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The kinds of ``CanonicalLayout.image_files`` this image has."""
+        return ("image", "parts", "instances") + (("parts_fine",) if self.has_fine_parts else ())
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ImageRecord:
+        return cls(**{**data, "persons": [PersonRecord(**p) for p in data["persons"]]})
 
 
 @dataclass
@@ -71,6 +121,7 @@ class PrepareSummary:
     unmatched_instances: int  # persons of pose-annotated images without a pose
     parts_from_png: int  # images whose parts come from the Person-Part PNG
     parts_from_fine_parts: int  # images whose parts are merged from the .mat fine parts
+    fine_part_maps: int  # images with a parts_fine/<id>.png
     part_disagreement: float | None  # share of compared pixels where PNG and fine parts differ
     processed: int  # images computed by this run
     resumed: int  # images whose earlier result was reused
@@ -89,6 +140,7 @@ class PrepareSummary:
         rows += [(f"persons of size {bucket}", str(n)) for bucket, n in self.size_buckets.items()]
         rows += [("parts from Person-Part PNGs", str(self.parts_from_png)),
                  ("parts from PASCAL-Part fine parts", str(self.parts_from_fine_parts)),
+                 ("fine part maps (parts_fine/)", str(self.fine_part_maps)),
                  ("PNG vs fine parts disagreement",
                   "n/a" if self.part_disagreement is None
                   else f"{100 * self.part_disagreement:.2f}% of pixels"),
@@ -121,7 +173,7 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, workers: int | None 
         raise ValueError(f"side_order must be one of {SIDE_ORDERS}, got {side_order!r}")
     raw_layout, out = layout.RawLayout(raw), Path(out)
     splits = _read_splits(raw_layout)
-    atomic.make_dirs(out / STATE_DIR)
+    atomic.make_dirs(layout.CanonicalLayout(out).prepare_dir)
     options = {"copy_images": copy_images, "neck_in_head": neck_in_head,
                "side_order": side_order}
     tasks = [_Task(voc_id, os.fspath(raw_layout.root.absolute()), os.fspath(out.absolute()),
@@ -197,36 +249,26 @@ def _fingerprint(raw: layout.RawLayout, voc_id: str, options: dict) -> dict:
             "png": stat(raw.label_png(voc_id)), "pose": stat(raw.pose_mat(voc_id))}
 
 
-def _record_path(out: Path, voc_id: str) -> Path:
-    return out / STATE_DIR / "records" / f"{voc_id}.json"
-
-
-def _staged_path(out: Path, kind: str, voc_id: str, suffix: str) -> Path:
-    return out / STATE_DIR / "staged" / kind / f"{voc_id}{suffix}"
-
-
-def _final_path(out: Path, kind: str, voc_id: str, suffix: str) -> Path:
-    return out / kind / f"{voc_id}{suffix}"
-
-
-def _read_record(out: Path, voc_id: str) -> dict | None:
-    """The record of an image, or None (redo the image) when missing or not a record."""
+def _read_record(out: Path, voc_id: str) -> ImageRecord | None:
+    """The record of an image, or None (redo the image) when missing or not a record of
+    this version (an older version's, or cut short)."""
     try:
-        record = safe_json.load(_record_path(out, voc_id))
-    except InputError:
+        return ImageRecord.from_json(
+            safe_json.load(layout.CanonicalLayout(out).prepare_record(voc_id)))
+    except (InputError, TypeError, KeyError, AttributeError):
         return None
-    return record if isinstance(record, dict) else None
 
 
 def _is_done(task: _Task) -> bool:
     """A record for the same inputs and options exists, and each of its files is staged or
     already in place (a record is written after its staged files, which only move later)."""
-    out = Path(task.out)
-    record = _read_record(out, task.voc_id)
-    return (record is not None and record["fingerprint"] == task.fingerprint
-            and all(os.path.lexists(_staged_path(out, kind, task.voc_id, suffix))
-                    or os.path.lexists(_final_path(out, kind, task.voc_id, suffix))
-                    for kind, suffix in _STAGED))
+    canonical = layout.CanonicalLayout(task.out)
+    staged = canonical.staging().image_files(task.voc_id)
+    final = canonical.image_files(task.voc_id)
+    record = _read_record(Path(task.out), task.voc_id)
+    return (record is not None and record.fingerprint == task.fingerprint
+            and all(os.path.lexists(staged[kind]) or os.path.lexists(final[kind])
+                    for kind in record.files))
 
 
 def _stage_image(task: _Task) -> None:
@@ -234,7 +276,9 @@ def _stage_image(task: _Task) -> None:
 
     from pascal_person_pose.sources import pascal_part, person_part, voc
 
-    raw, out, voc_id = layout.RawLayout(task.raw), Path(task.out), task.voc_id
+    raw, voc_id = layout.RawLayout(task.raw), task.voc_id
+    canonical = layout.CanonicalLayout(task.out)
+    staged = canonical.staging().image_files(voc_id)
     jpeg, mat = raw.jpeg(voc_id), raw.part_mat(voc_id)
     width, height = voc.image_size(jpeg)
     persons = pascal_part.read_persons(mat, neck_in_head=task.options["neck_in_head"])
@@ -250,33 +294,37 @@ def _stage_image(task: _Task) -> None:
         instance_map[person.mask] = k
     instance_pixels = np.bincount(instance_map.ravel(), minlength=len(persons) + 1)[1:]
     parts, disagreement = _part_map(task, persons, (height, width))
+    has_fine_parts = any(p.fine_map.any() for p in persons)
     boxes = np.array([_mask_box(p.mask) for p in persons], np.float64).reshape(-1, 4)
     keypoints, matched, unmatched_poses, warnings = _poses(task, boxes)
     for k in np.flatnonzero(np.isnan(boxes).any(axis=1)):
         warnings.append(f"{voc_id}: person instance {k + 1} of {mat} has an empty mask")
 
-    staged_image = _staged_path(out, "images", voc_id, ".jpg")
     if task.options["copy_images"]:
-        with open(jpeg, "rb") as src, atomic.atomic_open(staged_image, "wb") as dst:
+        with open(jpeg, "rb") as src, atomic.atomic_open(staged["image"], "wb") as dst:
             shutil.copyfileobj(src, dst)
     else:
-        _symlink(jpeg.absolute(), staged_image)
-    person_part.write_label_png(_staged_path(out, "parts", voc_id, ".png"), parts)
-    atomic.save_image(_staged_path(out, "instances", voc_id, ".png"),
-                      Image.fromarray(instance_map, "L"))
+        _symlink(jpeg.absolute(), staged["image"])
+    person_part.write_label_png(staged["parts"], parts)
+    if has_fine_parts:
+        fine = Image.fromarray(pascal_part.merge_part_maps(persons, (height, width), fine=True),
+                               "P")
+        fine.putpalette(schema.voc_palette())
+        atomic.save_image(staged["parts_fine"], fine)
+    elif os.path.lexists(staged["parts_fine"]):  # staged by a run on an older source
+        staged["parts_fine"].unlink()
+    atomic.save_image(staged["instances"], Image.fromarray(instance_map, "L"))
 
-    record = {
-        "fingerprint": task.fingerprint, "width": width, "height": height,
-        "pose_annotated": task.fingerprint["pose"] is not None,
-        "persons": [_person_entry(person.mask, box, kp, k, int(pixels), bool(has_pose))
-                    for k, (person, box, kp, pixels, has_pose)
-                    in enumerate(zip(persons, boxes, keypoints, instance_pixels, matched),
-                                 start=1)],
-        "parts_source": "png" if task.fingerprint["png"] is not None else "fine_parts",
-        "part_disagreement": disagreement, "unmatched_poses": unmatched_poses,
-        "warnings": warnings,
-    }
-    atomic.write_json(_record_path(out, voc_id), record)
+    record = ImageRecord(
+        fingerprint=task.fingerprint, width=width, height=height,
+        pose_annotated=task.fingerprint["pose"] is not None,
+        persons=[_person_record(person.mask, box, kp, k, int(pixels), bool(has_pose))
+                 for k, (person, box, kp, pixels, has_pose)
+                 in enumerate(zip(persons, boxes, keypoints, instance_pixels, matched), start=1)],
+        parts_source="png" if task.fingerprint["png"] is not None else "fine_parts",
+        has_fine_parts=has_fine_parts, part_disagreement=disagreement,
+        unmatched_poses=unmatched_poses, warnings=warnings)
+    atomic.write_json(canonical.prepare_record(voc_id), record.to_json())
 
 
 def _part_map(task: _Task, persons: list[PersonInstance], shape: tuple[int, int]
@@ -346,27 +394,23 @@ def _mask_box(mask: np.ndarray) -> list[float]:
     return [cols[0], rows[0], cols[-1], rows[-1]]
 
 
-def _person_entry(mask: np.ndarray, box: np.ndarray, keypoints: np.ndarray, instance: int,
-                  instance_pixels: int, pose_matched: bool) -> dict:
-    """The COCO annotation of one person (without ids), plus what only the summary needs
-    (``_RECORD_ONLY``)."""
+def _person_record(mask: np.ndarray, box: np.ndarray, keypoints: np.ndarray, instance: int,
+                   instance_pixels: int, pose_matched: bool) -> PersonRecord:
+    """The record of one person."""
     from pycocotools import mask as mask_utils
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     x1, y1, x2, y2 = box if np.isfinite(box).all() else (0, 0, -1, -1)
     # The shortest decimal of each float32 (str), so the JSON reads back to the same float32.
     kp = keypoints.astype(np.float32)
-    return {
-        "bbox": [float(x1), float(y1), float(x2 - x1 + 1), float(y2 - y1 + 1)],
-        "area": int(mask.sum()),
-        "segmentation": {"size": [int(s) for s in rle["size"]],
-                         "counts": rle["counts"].decode("ascii")},
-        "keypoints": [float(str(v)) for v in kp.ravel()],
-        "num_keypoints": int((kp[:, 2] > 0).sum()),
-        "instance": instance,
-        "instance_pixels": instance_pixels,
-        "pose_matched": pose_matched,
-    }
+    return PersonRecord(
+        bbox=[float(x1), float(y1), float(x2 - x1 + 1), float(y2 - y1 + 1)],
+        area=int(mask.sum()),
+        segmentation={"size": [int(s) for s in rle["size"]],
+                      "counts": rle["counts"].decode("ascii")},
+        keypoints=[float(str(v)) for v in kp.ravel()],
+        num_keypoints=int((kp[:, 2] > 0).sum()),
+        instance=instance, instance_pixels=instance_pixels, pose_matched=pose_matched)
 
 
 def _symlink(target: Path, link: Path) -> None:
@@ -379,19 +423,25 @@ def _symlink(target: Path, link: Path) -> None:
     os.replace(tmp, link)
 
 
-def _commit(out: Path, records: dict[str, dict]) -> None:
-    """Move every staged file into place (all images succeeded, so OUT changes only now)."""
-    for kind, _ in _STAGED:
-        (out / kind).mkdir(parents=True, exist_ok=True)
-    for voc_id in records:
-        for kind, suffix in _STAGED:
-            staged = _staged_path(out, kind, voc_id, suffix)
-            if os.path.lexists(staged):
-                os.replace(staged, _final_path(out, kind, voc_id, suffix))
+def _commit(out: Path, records: dict[str, ImageRecord]) -> None:
+    """Move every staged file into place (all images succeeded, so OUT changes only now);
+    a file an image no longer has (fine parts gone from its source) is removed."""
+    canonical = layout.CanonicalLayout(out)
+    staging = canonical.staging()
+    for voc_id, record in records.items():
+        staged, final = staging.image_files(voc_id), canonical.image_files(voc_id)
+        for kind in final:
+            if kind not in record.files:
+                for path in (staged[kind], final[kind]):
+                    if os.path.lexists(path):
+                        path.unlink()
+            elif os.path.lexists(staged[kind]):
+                final[kind].parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged[kind], final[kind])
 
 
 def _write_annotations(out: Path, splits: dict[str, list[str]],
-                       records: dict[str, dict]) -> PrepareSummary:
+                       records: dict[str, ImageRecord]) -> PrepareSummary:
     """Write ``annotations/person_pose_<split>.json`` and summarise the records."""
     canonical = layout.CanonicalLayout(out)
     joints = np.zeros(schema.NUM_JOINTS, np.int64)
@@ -400,7 +450,7 @@ def _write_annotations(out: Path, splits: dict[str, list[str]],
     summary = PrepareSummary(
         images={s: len(ids) for s, ids in splits.items()}, persons=0, pose_annotated_images=0,
         persons_with_pose=0, labelled_joints={}, size_buckets={}, unmatched_poses=0,
-        unmatched_instances=0, parts_from_png=0, parts_from_fine_parts=0,
+        unmatched_instances=0, parts_from_png=0, parts_from_fine_parts=0, fine_part_maps=0,
         part_disagreement=None, processed=0, resumed=0)
     annotation_id = 1
     for split, ids in splits.items():
@@ -410,30 +460,29 @@ def _write_annotations(out: Path, splits: dict[str, list[str]],
             record = records[voc_id]
             image_id = layout.image_id(voc_id)
             coco["images"].append({"id": image_id, "file_name": f"{voc_id}.jpg",
-                                   "width": record["width"], "height": record["height"],
-                                   "voc_id": voc_id,
-                                   "pose_annotated": record["pose_annotated"]})
-            area = record["width"] * record["height"]
-            for person in record["persons"]:
-                entry = {k: v for k, v in person.items() if k not in _RECORD_ONLY}
+                                   "width": record.width, "height": record.height,
+                                   "voc_id": voc_id, "pose_annotated": record.pose_annotated})
+            area = record.width * record.height
+            for person in record.persons:
                 coco["annotations"].append({"id": annotation_id, "image_id": image_id,
-                                            "category_id": 1, "iscrowd": 0, **entry})
+                                            "category_id": 1, "iscrowd": 0,
+                                            **person.annotation()})
                 annotation_id += 1
-                visibility = np.asarray(person["keypoints"][2::3])
+                visibility = np.asarray(person.keypoints[2::3])
                 joints += visibility > 0
-                buckets[schema.size_bucket(person["instance_pixels"] / area)] += 1
-                summary.persons_with_pose += person["pose_matched"]
-                summary.unmatched_instances += (record["pose_annotated"]
-                                                and not person["pose_matched"])
-            summary.persons += len(record["persons"])
-            summary.pose_annotated_images += record["pose_annotated"]
-            summary.unmatched_poses += record["unmatched_poses"]
-            summary.parts_from_png += record["parts_source"] == "png"
-            summary.parts_from_fine_parts += record["parts_source"] == "fine_parts"
-            if record["part_disagreement"] is not None:
-                differing += record["part_disagreement"][0]
-                compared += record["part_disagreement"][1]
-            summary.warnings += record["warnings"]
+                buckets[schema.size_bucket(person.instance_pixels / area)] += 1
+                summary.persons_with_pose += person.pose_matched
+                summary.unmatched_instances += record.pose_annotated and not person.pose_matched
+            summary.persons += len(record.persons)
+            summary.pose_annotated_images += record.pose_annotated
+            summary.unmatched_poses += record.unmatched_poses
+            summary.parts_from_png += record.parts_source == "png"
+            summary.parts_from_fine_parts += record.parts_source == "fine_parts"
+            summary.fine_part_maps += record.has_fine_parts
+            if record.part_disagreement is not None:
+                differing += record.part_disagreement[0]
+                compared += record.part_disagreement[1]
+            summary.warnings += record.warnings
         atomic.write_json(canonical.annotations(split), coco)
     summary.labelled_joints = dict(zip(schema.JOINT_NAMES, joints.tolist()))
     summary.size_buckets = dict(zip(schema.SIZE_BUCKETS, buckets.tolist()))

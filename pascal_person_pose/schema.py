@@ -1,6 +1,7 @@
-"""The single source of truth for joints, part classes and the skeleton (docs/formats.md).
+"""The single source of truth for joints, part classes, fine parts and the skeleton
+(docs/formats.md).
 
-Three tables of records, as cityscapesScripts' ``labels.py`` does for its labels; every
+Four tables of records, as cityscapesScripts' ``labels.py`` does for its labels; every
 lookup below is derived from them, so no other module spells a joint or part list.
 
 Left and right are the person's own left and right (see ``sources.pose_mat`` for the
@@ -22,7 +23,24 @@ class Part:
     title: str  # column title in the paper's Table 3
     colour: tuple[int, int, int]  # the VOC palette colour of the label id
     gray: int  # the grayscale rendering of that colour found in some releases
-    fine_parts: tuple[str, ...]  # PASCAL-Part fine part names merged into this class
+
+    @property
+    def fine_parts(self) -> tuple[str, ...]:
+        """The PASCAL-Part fine parts merged into this class (``FINE_PARTS`` order)."""
+        return tuple(f.name for f in FINE_PARTS if f.part == self.name)
+
+
+@dataclass(frozen=True)
+class FinePart:
+    """A PASCAL-Part person part: its label id in ``parts_fine/<id>.png`` (the PASCAL-Part
+    devkit's ``part2ind`` id for persons), its ``part_name`` in the .mat files, the part
+    class it merges into, and its side, the person's own ('l', 'r'; None on the centre line).
+    """
+
+    id: int
+    name: str
+    part: str
+    side: str | None
 
 
 @dataclass(frozen=True)
@@ -44,14 +62,41 @@ class Edge:
 IGNORE_LABEL = 255
 
 PARTS: tuple[Part, ...] = (
-    Part(0, "background", "Background", (0, 0, 0), 0, ()),
-    Part(1, "head", "Head", (128, 0, 0), 38,
-         ("head", "hair", "leye", "reye", "lear", "rear", "lebrow", "rebrow", "nose", "mouth")),
-    Part(2, "torso", "Torso", (0, 128, 0), 75, ("torso", "neck")),
-    Part(3, "upper_arm", "U-arms", (128, 128, 0), 113, ("luarm", "ruarm")),
-    Part(4, "lower_arm", "L-arms", (0, 0, 128), 14, ("llarm", "rlarm", "lhand", "rhand")),
-    Part(5, "upper_leg", "U-legs", (128, 0, 128), 52, ("luleg", "ruleg")),
-    Part(6, "lower_leg", "L-legs", (0, 128, 128), 89, ("llleg", "rlleg", "lfoot", "rfoot")),
+    Part(0, "background", "Background", (0, 0, 0), 0),
+    Part(1, "head", "Head", (128, 0, 0), 38),
+    Part(2, "torso", "Torso", (0, 128, 0), 75),
+    Part(3, "upper_arm", "U-arms", (128, 128, 0), 113),
+    Part(4, "lower_arm", "L-arms", (0, 0, 128), 14),
+    Part(5, "upper_leg", "U-legs", (128, 0, 128), 52),
+    Part(6, "lower_leg", "L-legs", (0, 128, 128), 89),
+)
+
+# Listed by part class (the synthetic bodies draw them in this order); 0 is background.
+FINE_PARTS: tuple[FinePart, ...] = (
+    FinePart(1, "head", "head", None),
+    FinePart(10, "hair", "head", None),
+    FinePart(2, "leye", "head", "l"),
+    FinePart(3, "reye", "head", "r"),
+    FinePart(4, "lear", "head", "l"),
+    FinePart(5, "rear", "head", "r"),
+    FinePart(6, "lebrow", "head", "l"),
+    FinePart(7, "rebrow", "head", "r"),
+    FinePart(8, "nose", "head", None),
+    FinePart(9, "mouth", "head", None),
+    FinePart(11, "torso", "torso", None),
+    FinePart(12, "neck", "torso", None),
+    FinePart(14, "luarm", "upper_arm", "l"),
+    FinePart(17, "ruarm", "upper_arm", "r"),
+    FinePart(13, "llarm", "lower_arm", "l"),
+    FinePart(16, "rlarm", "lower_arm", "r"),
+    FinePart(15, "lhand", "lower_arm", "l"),
+    FinePart(18, "rhand", "lower_arm", "r"),
+    FinePart(20, "luleg", "upper_leg", "l"),
+    FinePart(23, "ruleg", "upper_leg", "r"),
+    FinePart(19, "llleg", "lower_leg", "l"),
+    FinePart(22, "rlleg", "lower_leg", "r"),
+    FinePart(21, "lfoot", "lower_leg", "l"),
+    FinePart(24, "rfoot", "lower_leg", "r"),
 )
 
 JOINTS: tuple[Joint, ...] = (
@@ -137,7 +182,17 @@ SKELETON_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
 JOINT_PART_IDS: tuple[tuple[int, ...], ...] = tuple(
     tuple(name2part[p].id for p in j.parts) for j in JOINTS
 )
-FINE_PART_TO_ID: dict[str, int] = {f: p.id for p in PARTS for f in p.fine_parts}
+name2fine = {f.name: f for f in FINE_PARTS}
+id2fine = {f.id: f for f in FINE_PARTS}
+NUM_FINE_IDS = max(id2fine) + 1  # fine ids are 0 (background) .. NUM_FINE_IDS - 1
+FINE_PART_TO_ID: dict[str, int] = {f.name: name2part[f.part].id for f in FINE_PARTS}
+# Lookups by fine id (index 0 = background): the part class, and the side as -1 person's
+# left, +1 person's right, 0 centre line or background.
+FINE_ID_TO_PART: np.ndarray = np.array(
+    [name2part[id2fine[i].part].id if i in id2fine else 0 for i in range(NUM_FINE_IDS)], np.uint8)
+FINE_ID_SIDE: np.ndarray = np.array(
+    [{"l": -1, "r": 1}.get(id2fine[i].side, 0) if i in id2fine else 0
+     for i in range(NUM_FINE_IDS)], np.int8)
 PART_COLOURS: np.ndarray = np.array([p.colour for p in PARTS], dtype=np.uint8)
 GRAY_TO_ID: dict[int, int] = {p.gray: p.id for p in PARTS}
 
@@ -178,3 +233,9 @@ def coco_category() -> dict:
 def part_categories() -> list[dict]:
     """The ``part_categories`` entry of the canonical JSON."""
     return [{"id": p.id, "name": p.name} for p in PARTS]
+
+
+def fine_part_categories() -> list[dict]:
+    """The fine part ids of ``parts_fine/<id>.png`` with their names, classes and sides."""
+    return [{"id": f.id, "name": f.name, "part": f.part, "side": f.side}
+            for f in sorted(FINE_PARTS, key=lambda f: f.id)]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from pascal_person_pose import schema
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.schema import name2part
 from pascal_person_pose.sources import pascal_part
@@ -87,6 +88,10 @@ def test_read_persons_merges_fine_parts_later_over_earlier(anno_file):
     assert a[11, 7] == 0  # silhouette that no part covers
     assert not a[~persons[0].mask].any()
     assert np.array_equal(np.unique(a), np.arange(7))
+    # the fine map keeps what the merge throws away: which part, on which side
+    fine = persons[0].fine_map
+    assert fine.dtype == np.uint8 and fine[0, 3] == schema.name2fine["hair"].id
+    assert np.array_equal(schema.FINE_ID_TO_PART[fine], a)
 
 
 def test_overlap_rule_follows_file_order(tmp_path):
@@ -102,8 +107,11 @@ def test_overlap_rule_follows_file_order(tmp_path):
 def test_neck_in_head_option(anno_file):
     assert pascal_part.read_persons(anno_file)[0].part_map[3, 3] == TORSO
     assert pascal_part.read_persons(anno_file, neck_in_head=True)[0].part_map[3, 3] == HEAD
-    assert pascal_part.fine_part_ids(True)["neck"] == HEAD
-    assert pascal_part.fine_part_ids()["neck"] == TORSO
+    neck = schema.name2fine["neck"].id
+    assert pascal_part.fine_to_part(True)[neck] == HEAD
+    assert pascal_part.fine_to_part()[neck] == TORSO
+    # the fine map keeps the neck whatever the option
+    assert pascal_part.read_persons(anno_file, neck_in_head=True)[0].fine_map[3, 3] == neck
 
 
 def test_parts_are_clipped_to_the_silhouette(tmp_path):
@@ -126,8 +134,10 @@ def test_merge_part_maps_paints_later_persons_over_earlier():
     a[:, :8] = TORSO
     b = np.zeros((H, W), np.uint8)
     b[:6, 6:] = HEAD  # b's silhouette covers rows 0-7; rows 6-7 carry no part
-    persons = [PersonInstance(a > 0, a), PersonInstance(box(0, 8, 6, 16) > 0, b)]
+    persons = [PersonInstance(a > 0, a, a + 10), PersonInstance(box(0, 8, 6, 16) > 0, b, b + 10)]
     merged = pascal_part.merge_part_maps(persons, (H, W))
+    fine = pascal_part.merge_part_maps(persons, (H, W), fine=True)
+    assert np.array_equal(fine[merged > 0], merged[merged > 0] + 10)
     assert merged[0, 7] == HEAD and merged[0, 5] == TORSO
     assert merged[7, 7] == 0  # owned by the later person, which has no part there
     assert merged[9, 7] == TORSO

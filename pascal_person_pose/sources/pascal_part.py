@@ -5,8 +5,9 @@
 uint8 0/1 silhouette) and ``parts``, a 1xP struct array of ``part_name`` (char) and ``mask``
 (HxW uint8 0/1), or an empty 0x0 array when the object has no parts.
 
-Person objects become :class:`PersonInstance` s: the silhouette and a part map of the six
-classes of ``schema.PARTS``. Fine parts overlap in the real files (an arm drawn over the
+Person objects become :class:`PersonInstance` s: the silhouette, a map of the fine parts
+(``schema.FINE_PARTS`` ids, sides included) and the part map of the six classes of
+``schema.PARTS`` merged from it. Fine parts overlap in the real files (an arm drawn over the
 torso, hair over the head); as in the PASCAL-Part devkit (``mat2map.m``), parts are painted
 in file order, later over earlier. Parts are clipped to the silhouette (the devkit asserts
 they lie inside it). Record and field names in errors use MATLAB's 1-based notation,
@@ -22,7 +23,7 @@ import numpy as np
 
 from pascal_person_pose.atomic import atomic_open
 from pascal_person_pose.errors import InputError
-from pascal_person_pose.schema import FINE_PART_TO_ID, name2part
+from pascal_person_pose.schema import FINE_ID_TO_PART, name2fine, name2part
 from pascal_person_pose.sources import load_mat
 
 PERSON_CLASS = "person"
@@ -45,18 +46,20 @@ class PartObject:
 
 @dataclass
 class PersonInstance:
-    """One person: silhouette and part ids 0-6 (0 where no part covers the silhouette)."""
+    """One person: silhouette, fine part ids and part ids 0-6 (0 where no part covers the
+    silhouette)."""
 
     mask: np.ndarray  # bool HxW
-    part_map: np.ndarray  # uint8 HxW
+    part_map: np.ndarray  # uint8 HxW, part class ids
+    fine_map: np.ndarray  # uint8 HxW, schema.FINE_PARTS ids
 
 
-def fine_part_ids(neck_in_head: bool = False) -> dict[str, int]:
-    """Fine person part name -> part class id; some releases count the neck as head."""
-    ids = dict(FINE_PART_TO_ID)
+def fine_to_part(neck_in_head: bool = False) -> np.ndarray:
+    """Lookup fine part id -> part class id; some releases count the neck as head."""
+    lookup = FINE_ID_TO_PART.copy()
     if neck_in_head:
-        ids["neck"] = name2part["head"].id
-    return ids
+        lookup[name2fine["neck"].id] = name2part["head"].id
+    return lookup
 
 
 def _struct(path, value: np.ndarray, fields: tuple[str, ...], record: str | None,
@@ -120,7 +123,7 @@ def read_anno(path: str | os.PathLike) -> tuple[str, list[PartObject]]:
 def read_persons(path: str | os.PathLike, neck_in_head: bool = False) -> list[PersonInstance]:
     """The person objects of an annotation file, in file order, fine parts merged."""
     _, objects = read_anno(path)
-    part_ids = fine_part_ids(neck_in_head)
+    to_part = fine_to_part(neck_in_head)
     persons = []
     for i, obj in enumerate(objects, start=1):
         is_person = obj.class_name == PERSON_CLASS
@@ -130,19 +133,21 @@ def read_persons(path: str | os.PathLike, neck_in_head: bool = False) -> list[Pe
                              record=f"objects({i})", field="class_ind")
         if not is_person:
             continue
-        part_map = np.zeros(obj.mask.shape, np.uint8)
+        fine_map = np.zeros(obj.mask.shape, np.uint8)
         for j, (name, mask) in enumerate(obj.parts, start=1):
-            if name not in part_ids:
+            if name not in name2fine:
                 raise InputError(path, f"unknown person part {name!r}", record=f"objects({i})",
                                  field=f"parts({j}).part_name")
-            part_map[mask] = part_ids[name]
-        part_map[~obj.mask] = 0
-        persons.append(PersonInstance(obj.mask, part_map))
+            fine_map[mask] = name2fine[name].id
+        fine_map[~obj.mask] = 0
+        persons.append(PersonInstance(obj.mask, to_part[fine_map], fine_map))
     return persons
 
 
-def merge_part_maps(persons: list[PersonInstance], shape: tuple[int, int]) -> np.ndarray:
-    """The image's part map: each person's labels over its whole silhouette, in file order.
+def merge_part_maps(persons: list[PersonInstance], shape: tuple[int, int],
+                    fine: bool = False) -> np.ndarray:
+    """The image's part map (``fine``: its fine part map): each person's labels over its
+    whole silhouette, in file order.
 
     Later persons occlude earlier ones (the devkit's object order), and a pixel's label
     always comes from the person that owns it in the instance map painted the same way,
@@ -152,7 +157,7 @@ def merge_part_maps(persons: list[PersonInstance], shape: tuple[int, int]) -> np
     for person in persons:
         if person.mask.shape != tuple(shape):
             raise ValueError(f"person mask {person.mask.shape} does not match shape {shape}")
-        np.copyto(out, person.part_map, where=person.mask)
+        np.copyto(out, person.fine_map if fine else person.part_map, where=person.mask)
     return out
 
 
