@@ -12,9 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=70.1'
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml tests/interop-requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[model,label,test]'
+	$(BIN)/pip install --quiet --no-deps -r tests/interop-requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,22 +1,27 @@
 """Label Studio JSON: export a split's poses as tasks, import annotated tasks back.
 
-One task per image (``data.image`` is the image URL, ``data.voc_id`` and ``data.image_id``
-name it); its annotation holds, per person, a ``rectanglelabels`` region (``person``, the
-mask box, id ``person-<annotation id>``) and a ``keypointlabels`` region per labelled
-joint (the joint name as label, ``parentID`` = the person's rectangle). Coordinates are
+One task per image: ``id`` is the image id, ``data.image`` the image URL, ``data.voc_id``
+and ``data.image_id`` name it. Its one annotation (``id`` = the image id as well) holds,
+per person, a ``rectanglelabels`` region (``person``, the mask box, id
+``person-<annotation id>``) and a ``keypointlabels`` region per labelled or proposed joint
+(the joint name as label, ``parentID`` = the person's rectangle). Coordinates are
 percentages of the image size, as Label Studio stores them: ``100 * (x + 0.5) / width``
 for our pixel-centre ``x``. Keypoints have no visibility flag in Label Studio, so an
 occluded joint carries a per-region ``choices`` result (``visibility``: ``occluded``) with
-its region's id; an unlabelled joint has no region.
+its region's id, and a pending proposal one (``status``: ``proposed``; untick it to
+confirm the joint); an unlabelled joint has no region.
+
+:func:`label_config` is the labelling interface to paste into the project settings (also
+written beside the export): its keypoint labels carry ``model_index``, the joint's index
+in our schema, which Label Studio's converter needs to order keypoints in its COCO and
+YOLO exports. Task and annotation ids are what the converter needs to read the file.
 
 On import, a keypoint without ``parentID`` belongs to the smallest person rectangle that
 contains it; a rectangle without our id is matched to the split's persons by box IoU.
-:func:`label_config` is the labelling interface to paste into the project settings.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -25,13 +30,14 @@ import numpy as np
 
 from pascal_person_pose import atomic, schema
 from pascal_person_pose.errors import InputError
-from pascal_person_pose.label.interchange import (PIXEL_CENTRE, ImportedImage, ImportedPerson,
-                                                  export_images, joint_index)
-from pascal_person_pose.label.store import float32_list
+from pascal_person_pose.label.interchange import (PIXEL_CENTRE, PROPOSED, ImportedImage,
+                                                  ImportedPerson, export_images, joint_index,
+                                                  load_json)
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d=images/"  # Label Studio's local-files storage
 PERSON = "person"
-RECTANGLES, KEYPOINTS, VISIBILITY, IMAGE = "person", "joints", "visibility", "image"
+RECTANGLES, KEYPOINTS, VISIBILITY, STATUS, IMAGE = ("person", "joints", "visibility",
+                                                     "status", "image")
 OCCLUDED = "occluded"
 POINT_SIZE = 0.6  # keypoint radius in percent of the image width (display only)
 _PERSON_ID = re.compile(r"^person-(\d+)$")
@@ -39,8 +45,9 @@ _PERSON_ID = re.compile(r"^person-(\d+)$")
 
 def label_config() -> str:
     """The Label Studio labelling interface (XML) that matches exported tasks."""
-    labels = "\n".join(f'    <Label value="{j.name}" background="#{bytes(j.colour).hex()}"/>'
-                       for j in schema.JOINTS)
+    labels = "\n".join(f'    <Label value="{j.name}" model_index="{k}" '
+                       f'background="#{bytes(j.colour).hex()}"/>'
+                       for k, j in enumerate(schema.JOINTS))
     return (f'<View>\n  <Image name="{IMAGE}" value="$image" zoom="true"/>\n'
             f'  <RectangleLabels name="{RECTANGLES}" toName="{IMAGE}">\n'
             f'    <Label value="{PERSON}"/>\n  </RectangleLabels>\n'
@@ -48,6 +55,8 @@ def label_config() -> str:
             f'  </KeyPointLabels>\n'
             f'  <Choices name="{VISIBILITY}" toName="{IMAGE}" perRegion="true" '
             f'whenTagName="{KEYPOINTS}">\n    <Choice value="{OCCLUDED}"/>\n  </Choices>\n'
+            f'  <Choices name="{STATUS}" toName="{IMAGE}" perRegion="true" '
+            f'whenTagName="{KEYPOINTS}">\n    <Choice value="{PROPOSED}"/>\n  </Choices>\n'
             f'</View>\n')
 
 
@@ -72,22 +81,21 @@ def export_labelstudio(root: str | os.PathLike, split: str, out: str | os.PathLi
             result.append(_region(rect_id, "rectanglelabels", RECTANGLES, w, h, {
                 "x": 100 * x / w, "y": 100 * y / h, "width": 100 * bw / w,
                 "height": 100 * bh / h, "rotation": 0, "rectanglelabels": [PERSON]}))
-            joints = np.reshape(float32_list(person.keypoints), (schema.NUM_JOINTS, 3)).tolist()
-            for name, (jx, jy, v) in zip(schema.JOINT_NAMES, joints):
-                if v == 0:
-                    continue
-                point = {"x": 100 * (jx + PIXEL_CENTRE) / w, "y": 100 * (jy + PIXEL_CENTRE) / h,
-                         "width": POINT_SIZE}
+            for _, name, jx, jy, v, proposed in person.joints():
+                point = {"x": 100 * jx / w, "y": 100 * jy / h, "width": POINT_SIZE}
                 region = _region(f"{rect_id}-{name}", "keypointlabels", KEYPOINTS, w, h,
                                  {**point, "keypointlabels": [name]})
                 result.append({**region, "parentID": rect_id})
-                if v == 1:
-                    result.append(_region(f"{rect_id}-{name}", "choices", VISIBILITY, w, h,
-                                          {**point, "choices": [OCCLUDED]}))
+                for choice, tag, wanted in ((OCCLUDED, VISIBILITY, v == 1),
+                                            (PROPOSED, STATUS, proposed)):
+                    if wanted:
+                        result.append(_region(f"{rect_id}-{name}", "choices", tag, w, h,
+                                              {**point, "choices": [choice]}))
             persons += 1
-        tasks.append({"data": {IMAGE: f"{image_url}{image.file_name}", "voc_id": image.voc_id,
+        tasks.append({"id": image.image_id,
+                      "data": {IMAGE: f"{image_url}{image.file_name}", "voc_id": image.voc_id,
                                "image_id": image.image_id},
-                      "annotations": [{"result": result}]})
+                      "annotations": [{"id": image.image_id, "result": result}]})
     out = Path(out)
     atomic.write_json(out, tasks, indent=1)
     atomic.write_text(out.with_name(f"{out.stem}.label_config.xml"), label_config())
@@ -140,6 +148,7 @@ def _task(task: dict, k: int, source: Path) -> ImportedImage:
     boxes: dict[str, tuple[float, float, float, float]] = {}
     points: list[tuple[str, dict, str]] = []  # (where, item, joint name)
     occluded: set[str] = set()
+    proposed: set[str] = set()
     for r, item in enumerate(result):
         at = f"{where}, result {r + 1}"
         if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
@@ -159,8 +168,10 @@ def _task(task: dict, k: int, source: Path) -> ImportedImage:
             boxes[region] = box
         elif kind == "keypointlabels":
             points.append((at, item, _label(value, "keypointlabels", source, at)))
-        elif kind == "choices" and OCCLUDED in (value.get("choices") or []):
-            occluded.add(str(item.get("id")))
+        elif kind == "choices" and isinstance(value.get("choices"), list):
+            for choice, regions in ((OCCLUDED, occluded), (PROPOSED, proposed)):
+                if choice in value["choices"]:
+                    regions.add(str(item.get("id")))
 
     for at, item, name in points:
         j = joint_index(name, source, at, "value.keypointlabels")
@@ -180,29 +191,27 @@ def _task(task: dict, k: int, source: Path) -> ImportedImage:
             raise InputError(source, f"no person rectangle with id {parent!r}", record=at,
                              field="parentID")
         person = rectangles[parent]
-        if person.keypoints[j, 2] > 0:
+        if person.keypoints[j, 2] > 0 or person.proposals[j, 2] > 0:
             raise InputError(source, f"joint {name} given twice for one person", record=at,
                              field="value.keypointlabels")
-        person.keypoints[j] = (x - PIXEL_CENTRE, y - PIXEL_CENTRE,
-                               1 if str(item.get("id")) in occluded else 2)
+        region = str(item.get("id"))
+        target = person.proposals if region in proposed else person.keypoints
+        target[j] = (x - PIXEL_CENTRE, y - PIXEL_CENTRE, 1 if region in occluded else 2)
     # a rectangle drawn in Label Studio without any keypoint carries nothing to import
-    image.persons = [p for p in rectangles.values()
-                     if p.annotation_id is not None or (p.keypoints[:, 2] > 0).any()]
+    image.persons = [p for p in rectangles.values() if p.annotation_id is not None
+                     or (p.keypoints[:, 2] > 0).any() or (p.proposals[:, 2] > 0).any()]
     return image
 
 
-def read_labelstudio(path: str | os.PathLike) -> list[ImportedImage]:
-    """The persons of a Label Studio JSON export (a list of tasks, or one task)."""
-    source = Path(path)
-    try:
-        with open(source, encoding="utf-8") as f:
-            tasks = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(source, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise InputError(source, f"cannot read ({e.strerror})") from None
+def labelstudio_images(tasks, source: Path) -> list[ImportedImage]:
+    """The persons of Label Studio tasks (a list of tasks, or one task) read from ``source``."""
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list):
         raise InputError(source, "must be a list of Label Studio tasks")
     return [_task(task, k, source) for k, task in enumerate(tasks)]
+
+
+def read_labelstudio(path: str | os.PathLike) -> list[ImportedImage]:
+    """The persons of a Label Studio JSON export (a list of tasks, or one task)."""
+    return labelstudio_images(load_json(Path(path)), Path(path))

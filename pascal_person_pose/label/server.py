@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -45,7 +44,7 @@ from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import make_server
 
-from pascal_person_pose import schema
+from pascal_person_pose import safe_json, schema
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.label import qa
 from pascal_person_pose.label.store import (PROPOSALS_KEY, AnnotationStore, RevisionConflict,
@@ -225,10 +224,7 @@ def create_app(root: str | os.PathLike, split: str, trusted_hosts: list[str] | N
         data = request.get_data(cache=False)  # 413 when Content-Length is over the limit
         if len(data) >= MAX_REQUEST_BYTES:  # a streamed body is cut at the limit: refuse it
             raise RequestEntityTooLarge()
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError) as e:
-            raise _Refused(400, f"request body is not valid JSON ({str(e).splitlines()[0]})")
+        return safe_json.loads(data, "request body")  # an InputError is a 400
 
     @app.errorhandler(_Refused)
     def refused(error: _Refused):

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import pickle
 import threading
@@ -53,7 +52,7 @@ from typing import IO, Iterator, Mapping
 
 import numpy as np
 
-from pascal_person_pose import atomic, layout, schema
+from pascal_person_pose import atomic, layout, safe_json, schema
 from pascal_person_pose.errors import InputError
 
 PROPOSALS_KEY = "proposed_keypoints"
@@ -357,10 +356,7 @@ def _copy(doc: dict) -> dict:
 
 
 def _parse(data: bytes, path: Path) -> dict:
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
-        raise InputError(path, f"not valid JSON ({str(e).splitlines()[0]})") from None
+    doc = safe_json.loads(data, path)
     if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
         raise InputError(path, "not a canonical annotation file", field="annotations")
     return doc

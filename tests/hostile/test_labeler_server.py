@@ -305,16 +305,17 @@ def first_person(client):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("[" * 30_000 + "]" * 30_000, "not valid JSON"),  # 60 KB, within the size limit
-    ('{"revision": ' + "7" * 5000 + "}", "not valid JSON"),
+    ("[" * 30_000 + "]" * 30_000, "nested 30000 levels deep"),  # 60 KB, within the size limit
+    ('{"revision": ' + "7" * 5000 + "}", "integer with 5000 digits"),
     ('{"revision": 0, "keypoints": [' + "9" * 5000 + "], \"proposed\": null}",
-     "not valid JSON"),
+     "integer with 5000 digits"),
     ('{"revision": 0, "keypoints": [1e999], "proposed": null}', "42 numbers"),
     ('{"revision": 0, "keypoints": ' + json.dumps([float("nan")] * 42) + ', "proposed": null}',
-     "finite"),
+     "NaN is not a JSON number"),
+    ('{"revision": 0, "revision": 1, "keypoints": [], "proposed": null}', "appears twice"),
     ('{"revision": 1.0, "keypoints": [], "proposed": null}', "expected a JSON object"),
     ('{"revision": true, "keypoints": [], "proposed": null}', "expected a JSON object"),
-    (b'{"revision": 0, "keypoints": "\xff"}', "not valid JSON"),
+    (b'{"revision": 0, "keypoints": "\xff"}', "not UTF-8"),
 ])
 def test_hostile_bodies_get_a_400_with_one_line(client, tmp_path, body, message):
     path = tmp_path / "annotations" / "person_pose_val.json"
