@@ -153,8 +153,8 @@ def test_ppp_label_check_prints_a_table_and_writes_the_report(written, tmp_path)
     out = tmp_path / "qa.json"
     result = CliRunner().invoke(main, ["label", "check", str(tmp_path), "--split", "val",
                                        "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    assert result.exit_code == 1, result.output  # an error fails the check (--fail-on)
+    lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["severity", "check", "image", "person"]
     assert lines[1].startswith("error") and "outside_mask" in lines[1]
     assert lines[-1] == "error: 1, warning: 1, info: 0"

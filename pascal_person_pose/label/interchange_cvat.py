@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pascal_person_pose import atomic, schema
+from pascal_person_pose import atomic, safe_json, schema
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.label.interchange import (PIXEL_CENTRE, PROPOSED, ExportImage,
                                                   ImportedImage, ImportedPerson, export_images,
@@ -233,12 +233,11 @@ def _grouped_persons(element: ET.Element, source: Path, where: str) -> list[Impo
 def read_cvat(path: str | os.PathLike) -> list[ImportedImage]:
     """The persons of a CVAT for images 1.1 XML file, in either layout."""
     source = Path(path)
+    data = safe_json.read_bytes(source)  # a regular file only: a FIFO would block the parser
     try:
-        document = ET.parse(source).getroot()
+        document = ET.fromstring(data)  # expat refuses entity bombs and external entities
     except ET.ParseError as e:
         raise InputError(source, f"not well-formed XML ({e})") from None
-    except OSError as e:
-        raise InputError(source, f"cannot read ({e.strerror})") from None
     if document.tag != "annotations":
         raise InputError(source, f"root element is <{document.tag}>, expected <annotations> "
                                  "(CVAT for images 1.1)")

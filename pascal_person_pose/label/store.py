@@ -270,15 +270,16 @@ class AnnotationStore:
                                        image_revision(image))
 
     def _commit(self, before: Snapshot, doc: dict) -> Snapshot:
-        """Save ``doc`` (a changed copy of ``before.doc``) as the next revision of the file
-        and of each image it changed; call with the lock held. Nothing changed: no write."""
+        """Save ``doc`` (a changed copy of ``before.doc``, sharing no record that changed)
+        as the next revision of the file and of each image it changed; call with the lock
+        held. Nothing changed: no write."""
         if doc == before.doc:
             doc[REVISION_KEY] = before.revision
             return before
         changed = changed_images(before.doc, doc)
-        for image in doc.get("images", []):
-            if image.get("id") in changed:
-                image[REVISION_KEY] = image_revision(before.images.get(image.get("id"), {})) + 1
+        doc["images"] = [{**image, REVISION_KEY: image_revision(
+            before.images.get(image.get("id"), {})) + 1} if image.get("id") in changed
+            else image for image in doc.get("images", [])]
         doc[REVISION_KEY] = before.revision + 1
         atomic.write_json(self.path, doc)
         with self._cache:
@@ -326,9 +327,12 @@ class AnnotationStore:
             kp = check_keypoints(keypoints, image["width"], image["height"], where)
             pending = None if proposals is None else check_keypoints(
                 proposals, image["width"], image["height"], where, field=PROPOSALS_KEY)
-            doc = _copy(before.doc)
-            set_person(next(a for a in doc["annotations"] if a.get("id") == annotation_id),
-                       kp, pending)
+            # copy on write: the new document shares every record but this person's with
+            # the saved one, which nobody modifies (a whole copy would cost more than the save)
+            changed = dict(ann)
+            set_person(changed, kp, pending)
+            doc = {**before.doc, "annotations": [changed if a is ann else a
+                                                 for a in before.doc["annotations"]]}
             saved = self._commit(before, doc)
             return SavedPerson(revision=image_revision(saved.images[image["id"]]),
                                file_revision=saved.revision,
