@@ -13,10 +13,12 @@ dict, untouched.
 
 Checked on load, each failure an ``InputError`` naming the file, the record (``image <id>``
 or ``annotation <id>``) and the field: the category lists our 14 joints in schema order;
-every image has an integer ``id``, ``file_name``, positive ``width``/``height`` and the
+every image has an integer ``id``, ``file_name``, ``width``/``height`` of 1-65536 and the
 ``voc_id`` whose digits are its id (ids unique); every annotation has a unique ``id``, an
-``image_id`` present in ``images``, ``category_id`` 1, a 4-number ``bbox``, ``area``,
-``iscrowd``, an RLE ``segmentation`` of the image's size, 42 finite ``keypoints`` with
+``image_id`` present in ``images``, ``category_id`` 1, a finite 4-number ``bbox`` and
+``area``, ``iscrowd``, an RLE ``segmentation`` of the image's size whose runs cover the
+mask exactly (checked before pycocotools, which would write past the mask), 42 finite
+``keypoints`` with
 visibility 0/1/2 and x = y = 0 where it is 0, ``num_keypoints`` equal to the labelled
 joints, and an ``instance`` 1-255 unique within its image. Pixel files are checked when
 read: they must exist, have the size the JSON gives, and (part maps) hold only 0-6 or 255,
@@ -25,7 +27,9 @@ read: they must exist, have the size the JSON gives, and (part maps) hold only 0
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +38,7 @@ from typing import Iterator
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pascal_person_pose import layout, safe_json, schema
+from pascal_person_pose import layout, rle, safe_json, schema
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.sources import voc
@@ -43,6 +47,9 @@ _KEYPOINT_LENGTH = 3 * schema.NUM_JOINTS
 _VALID_PART_IDS = np.isin(np.arange(256), [*range(schema.NUM_PARTS), schema.IGNORE_LABEL])
 _VALID_FINE_IDS = np.isin(np.arange(256), [0, *schema.id2fine])
 _NUMBER_TYPES = {int, float}  # exact types: a JSON true/false is a bool, not a number
+_MAX_SIDE = 1 << 16
+_SIDE = f"a positive integer up to {_MAX_SIDE}"
+_VOC_ID = re.compile(r"^\d{4}_\d{6}$", re.ASCII)
 
 
 @dataclass(eq=False)
@@ -322,19 +329,22 @@ def _require(path: Path, record: dict, name: str, fields: dict) -> None:
 _IMAGE_FIELDS = {
     "id": (_is_int, "an integer"),
     "file_name": (lambda v: isinstance(v, str), "a string"),
-    "width": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "height": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "voc_id": (lambda v: isinstance(v, str), "a string"),
+    "width": (lambda v: _is_int(v) and 0 < v <= _MAX_SIDE, _SIDE),
+    "height": (lambda v: _is_int(v) and 0 < v <= _MAX_SIDE, _SIDE),
+    "voc_id": (lambda v: isinstance(v, str) and _VOC_ID.match(v) is not None,
+               "a VOC id YYYY_NNNNNN"),
 }
 _ANNOTATION_FIELDS = {
     "id": (_is_int, "an integer"),
     "image_id": (_is_int, "an integer"),
     "category_id": (lambda v: v == 1, "1 (person)"),
-    "bbox": (_numbers(4), "4 numbers [x, y, w, h]"),
-    "area": (_is_number, "a number"),
+    "bbox": (lambda v: _numbers(4)(v) and all(map(math.isfinite, v)),
+             "4 finite numbers [x, y, w, h]"),
+    "area": (lambda v: _is_number(v) and math.isfinite(v), "a finite number"),
     "iscrowd": (lambda v: v in (0, 1), "0 or 1"),
-    "segmentation": (lambda v: isinstance(v, dict) and "size" in v and "counts" in v,
-                     "an RLE {size, counts}"),
+    "segmentation": (lambda v: isinstance(v, dict) and "counts" in v
+                     and isinstance(v.get("size"), list) and len(v["size"]) == 2
+                     and all(map(_is_int, v["size"])), "an RLE {size: [height, width], counts}"),
     "keypoints": (_numbers(_KEYPOINT_LENGTH), f"{_KEYPOINT_LENGTH} numbers [x, y, v] * 14"),
     "num_keypoints": (_is_int, "an integer"),
     "instance": (lambda v: _is_int(v) and 1 <= v <= 255, "an integer 1-255"),
@@ -365,8 +375,7 @@ def _validate(coco: dict, path: Path) -> None:
         if not isinstance(entry.get("pose_annotated", True), bool):
             raise InputError(path, "must be true or false", record=name, field="pose_annotated")
         voc_id = entry["voc_id"]
-        if voc_id in voc_ids or not voc_id.replace("_", "").isdigit() \
-                or layout.image_id(voc_id) != entry["id"]:
+        if voc_id in voc_ids or layout.image_id(voc_id) != entry["id"]:
             raise InputError(path, f"{voc_id!r} is not the unique VOC id of image id "
                                    f"{entry['id']}", record=name, field="voc_id")
         voc_ids.add(voc_id)
@@ -385,7 +394,7 @@ def _validate(coco: dict, path: Path) -> None:
         if ann["image_id"] not in sizes:
             raise InputError(path, f"image {ann['image_id']} is not in images", record=name,
                              field="image_id")
-        if list(ann["segmentation"]["size"]) != sizes[ann["image_id"]]:
+        if ann["segmentation"]["size"] != sizes[ann["image_id"]]:
             raise InputError(path, f"RLE size {ann['segmentation']['size']} is not the image's "
                                    f"[height, width] {sizes[ann['image_id']]}",
                              record=name, field="segmentation")
@@ -394,6 +403,12 @@ def _validate(coco: dict, path: Path) -> None:
                              field="instance")
         instances.add((ann["image_id"], ann["instance"]))
     _validate_keypoints(coco["annotations"], path)
+    bad = rle.first_bad_rle([(a["segmentation"]["counts"], *a["segmentation"]["size"])
+                             for a in coco["annotations"]])
+    if bad is not None:  # pycocotools would crash (or corrupt memory) decoding it
+        raise InputError(path, f"invalid RLE: {bad[1]}",
+                         record=f"annotation {coco['annotations'][bad[0]]['id']}",
+                         field="segmentation.counts")
 
 
 def _validate_keypoints(annotations: list[dict], path: Path) -> None:

@@ -35,7 +35,7 @@ import logging
 import os
 import re
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +45,7 @@ import numpy as np
 from pascal_person_pose import atomic, layout, safe_json, schema
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
+from pascal_person_pose.workers import process_pool
 
 if TYPE_CHECKING:
     from pascal_person_pose.sources.pascal_part import PersonInstance
@@ -200,7 +201,7 @@ def prepare(raw: str | os.PathLike, out: str | os.PathLike, workers: int | None 
 
 def _run_parallel(todo: list[_Task], workers: int, bar) -> None:
     """Prepare images in ``workers`` processes; the first error cancels the rest."""
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         futures = [pool.submit(_stage_image, task) for task in todo]
         try:
             for future in as_completed(futures):

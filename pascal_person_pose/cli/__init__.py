@@ -6,7 +6,6 @@ full); any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -27,10 +26,7 @@ class _Group(SentenceGroup):
         except click.UsageError as e:  # click's own form takes four lines
             where = e.ctx.command_path if e.ctx is not None else ctx.command_path
             _fail(InputError(None, f"{where}: {e.format_message()} (see {where} --help)"))
-        except OSError as e:
-            if isinstance(e, BrokenPipeError):  # `ppp ... | head`: the reader left, not an error
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
-                sys.exit(1)
+        except OSError as e:  # (click itself ends a closed pipe quietly)
             if e.filename is None:
                 raise
             _fail(os_error(e))

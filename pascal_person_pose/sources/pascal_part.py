@@ -109,6 +109,9 @@ def read_anno(path: str | os.PathLike) -> tuple[str, list[PartObject]]:
                 or class_ind.dtype.kind not in "uif"):
             raise InputError(path, "expected a numeric scalar", record=record,
                              field="class_ind")
+        if not float(class_ind.item()).is_integer():  # NaN, inf, 15.5
+            raise InputError(path, f"expected a whole VOC class index, got "
+                             f"{class_ind.item():g}", record=record, field="class_ind")
         mask = _mask(path, obj["mask"], shape, record, "mask")
         shape = mask.shape
         parts = [(_string(path, part["part_name"], record, f"parts({j}).part_name"),

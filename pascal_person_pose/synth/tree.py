@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from contextlib import nullcontext
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from pascal_person_pose.errors import InputError
 from pascal_person_pose.layout import RawLayout
 from pascal_person_pose.sources import pascal_part, person_part, pose_mat, voc
 from pascal_person_pose.synth.scene import render_scene
+from pascal_person_pose.workers import process_pool
 
 ENCODINGS = ("palette", "gray", "raw")
 _ENCODING_P = (0.8, 0.1, 0.1)
@@ -107,7 +107,7 @@ def write_raw_tree(out: str | os.PathLike, n_images: int, seed: int, width: int 
     out = Path(out)
     _check(out, n_images, seed, width, height, val_fraction, workers)
     write = partial(_write_image, str(out), seed, width, height)
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+    with process_pool(workers) if workers > 1 else nullcontext() as pool:
         images = map(write, range(n_images)) if pool is None else \
             pool.map(write, range(n_images), chunksize=max(1, n_images // (4 * workers)))
         stats = list(progress_bar.bar(images, desc="synth", total=n_images, unit="img",

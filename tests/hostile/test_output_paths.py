@@ -28,7 +28,7 @@ def test_a_fifo_is_written_to_not_replaced(tmp_path):
     fifo = tmp_path / "scores.fifo"
     os.mkfifo(fifo)
     received = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
     reader.start()
     atomic.write_json(fifo, {"miou": 50.0})
     reader.join(timeout=30)
@@ -93,9 +93,11 @@ def test_a_folder_or_a_file_in_the_way_is_one_line(tmp_path):
         atomic.save_image(tmp_path / "view.gif", None)
 
 
-def test_json_is_written_strictly():
+def test_json_is_written_strictly(tmp_path):
+    (tmp_path / "scores.json").write_text("{}")
     with pytest.raises(ValueError):
-        atomic.write_json("/dev/null", {"x": float("nan")})
+        atomic.write_json(tmp_path / "scores.json", {"x": float("nan")})
+    assert (tmp_path / "scores.json").read_text() == "{}"
 
 
 def test_cli_output_into_a_read_only_folder_is_one_line(tmp_path):

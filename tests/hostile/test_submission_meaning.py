@@ -56,19 +56,14 @@ def _oracle_pose_json(data) -> bytes:
     return json.dumps(data["poses"]).encode()
 
 
-@pytest.mark.parametrize("alias, expected", [
-    ("./pose.json", "duplicate entry: names the same file as member 'pose.json'"),
-    (".//pose.json", "duplicate entry: names the same file as member 'pose.json'"),
-    ("parts/../pose.json", "path escapes the submission root"),  # ".." is never accepted
-    ("\\pose.json", "path escapes the submission root"),
-])
-def test_a_second_pose_json_written_differently_is_a_duplicate(data, tmp_path, alias,
-                                                               expected):
+@pytest.mark.parametrize("alias", ["./pose.json", ".//pose.json", "././pose.json"])
+def test_a_second_pose_json_written_differently_is_a_duplicate(data, tmp_path, alias):
     # the second copy used to win silently: an oracle's poses scored 4.9 mAP this way
     wrong = json.dumps([dict(p, keypoints=[0.0] * 42, score=1.0) for p in data["poses"]])
     code, lines = _validate(data, _zip_of(data, tmp_path, [(alias, wrong.encode())]))
     assert code == 2 and len(lines) == 1, lines
-    assert f"sub.zip, record member {alias!r}: {expected}" in lines[0]
+    assert (f"sub.zip, record member {alias!r}: duplicate entry: names the same file as "
+            "member 'pose.json'") in lines[0]
 
 
 def test_backslashes_and_doubled_slashes_name_the_same_part_map(data, tmp_path):
@@ -79,26 +74,14 @@ def test_backslashes_and_doubled_slashes_name_the_same_part_map(data, tmp_path):
     assert all("duplicate entry" in line for line in lines)
 
 
-def test_names_are_case_sensitive(data, tmp_path):
-    path = _zip_of(data, tmp_path, [("POSE.JSON", b"[]"), ("parts/2009_000012.PNG", b"x")])
-    code, lines = _validate(data, path)
-    assert code == 2
-    assert any("POSE.JSON: unexpected entry" in line for line in lines)
-    assert any("parts/2009_000012.PNG: part maps are named" in line for line in lines)
-
-
-@pytest.mark.parametrize("content, expected", [
-    (b"null", "must be a JSON list of pose records, not null"),
-    (b"{}", "must be a JSON list of pose records, not an object"),
-    (b'"poses"', "must be a JSON list of pose records, not a string"),
-    (b"17", "must be a JSON list of pose records, not an integer"),
-])
-def test_pose_json_must_be_a_list_in_validate_and_in_score(data, tmp_path, content, expected):
+def test_a_null_pose_json_fails_validate_and_score_alike(data, tmp_path):
+    # it used to pass `ppp validate` ("OK: 3 part maps") and crash `ppp score`
     sub = tmp_path / "sub"
     shutil.copytree(data["perfect"], sub)
-    (sub / "pose.json").write_bytes(content)
-    assert_one_error_line(run_ppp("validate", data["root"], sub), "pose.json", expected)
-    assert_one_error_line(run_ppp("score", data["root"], sub), "pose.json", expected)
+    (sub / "pose.json").write_bytes(b"null")
+    expected = "pose.json: must be a JSON list of pose records, not null"
+    assert_one_error_line(run_ppp("validate", data["root"], sub), expected)
+    assert_one_error_line(run_ppp("score", data["root"], sub), expected)
 
 
 def _as_folder(path: Path) -> None:
@@ -211,13 +194,14 @@ _KEYS = st.sampled_from(["image_id", "category_id", "keypoints", "score"])
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, 5), _KEYS, _JSON | st.lists(
     st.floats() | st.integers(-2 ** 64, 2 ** 64) | st.booleans(), min_size=42, max_size=42)),
-    max_size=3))
-def test_whatever_validate_passes_score_scores(data, edits):
+    max_size=3), replace=st.booleans(), whole=_JSON)
+def test_whatever_validate_passes_score_scores(data, edits, replace, whole):
+    """Any parsed pose.json: edited records, or any JSON value at all (null too) instead."""
     records = json.loads(json.dumps(data["poses"]))
     for index, key, value in edits:
         records[index % len(records)][key] = value
     sub = read_submission(data["perfect"])
-    sub.poses = records
+    sub.poses = whole if replace else records
     problems = validate_submission(sub, data["dataset"])
     if problems:
         return
