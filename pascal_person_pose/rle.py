@@ -20,6 +20,7 @@ import numpy as np
 
 _MAX_GROUPS = 7  # 35 bits: more than any run of a 2^32-pixel mask needs
 _UINT32 = 1 << 32
+_BATCH_CHARS = 1 << 18  # about 10 MB of temporaries per batch
 
 
 def first_bad_rle(rles: Sequence[tuple[object, int, int]]) -> tuple[int, str] | None:
@@ -48,13 +49,28 @@ def _coverage(total: int, height: int, width: int) -> str:
 
 
 def _first_bad_text(texts: list[str], areas: list[int]) -> tuple[int, str] | None:
-    """(position in ``texts``, reason) of the first string that is not an RLE of ``areas``."""
+    """(position in ``texts``, reason) of the first string that is not an RLE of ``areas``,
+    decoding batches of strings of about ``_BATCH_CHARS`` characters (bounded memory)."""
+    start = 0
+    while start < len(texts):
+        stop, chars = start, 0
+        while stop < len(texts) and (chars == 0 or chars + len(texts[stop]) <= _BATCH_CHARS):
+            chars += len(texts[stop])
+            stop += 1
+        found = _first_bad_batch(texts[start:stop], areas[start:stop])
+        if found is not None:
+            return start + found[0], found[1]
+        start = stop
+    return None
+
+
+def _first_bad_batch(texts: list[str], areas: list[int]) -> tuple[int, str] | None:
     joined = "".join(texts)
     if not joined.isascii():
         return next(k for k, t in enumerate(texts) if not t.isascii()), "counts must be ASCII"
     lengths = np.array([len(t) for t in texts], np.int64)
     string_end = np.cumsum(lengths)  # one past each string's last character
-    codes = np.frombuffer(joined.encode("ascii"), np.uint8).astype(np.int64) - 48
+    codes = np.frombuffer(joined.encode("ascii"), np.uint8).astype(np.int16) - 48
 
     def owner(char_index) -> np.ndarray:
         return np.searchsorted(string_end, char_index, side="right")
@@ -74,22 +90,19 @@ def _first_bad_text(texts: list[str], areas: list[int]) -> tuple[int, str] | Non
     if groups.max() > _MAX_GROUPS:
         return int(owner(starts[np.argmax(groups > _MAX_GROUPS)])), \
             "counts hold a number too long for a run length"
-    position = np.arange(codes.size) - np.repeat(starts, groups)
-    values = np.add.reduceat((codes & 0x1F) << (5 * position), starts)
+    shift = 5 * (np.arange(codes.size) - np.repeat(starts, groups))
+    values = np.add.reduceat((codes & 0x1F).astype(np.int64) << shift, starts)
+    del shift
     values -= np.where(codes[ends] & 0x10, 1 << (5 * groups), 0)  # sign of the last group
     string = owner(starts)
     first = np.searchsorted(string, np.arange(len(texts)))
     index = np.arange(values.size) - first[string]  # the run's index in its string
+    runs = values.copy()
     # runs 1, 3, 5, ... and 2, 4, 6, ... of a string are running sums of the stored values
-    chain = np.where(index == 0, 3 * string, 3 * string + 1 + (index % 2 == 0))
-    order = np.argsort(chain, kind="stable")
-    sums = np.cumsum(values[order])
-    chain_sorted = chain[order]
-    chain_start = np.flatnonzero(np.r_[True, chain_sorted[1:] != chain_sorted[:-1]])
-    offset = np.repeat(sums[chain_start] - values[order][chain_start],
-                       np.diff(np.r_[chain_start, values.size]))
-    runs = np.empty_like(values)
-    runs[order] = sums - offset
+    for chain in ((index % 2 == 1), (index % 2 == 0) & (index >= 2)):
+        total = np.cumsum(np.where(chain, values, 0))
+        before = np.where(first > 0, total[np.maximum(first - 1, 0)], 0)
+        runs[chain] = (total - before[string])[chain]
     wrong = np.flatnonzero((runs < 0) | (runs >= _UINT32))
     if wrong.size:
         return int(string[wrong[0]]), "counts decode to a negative or oversized run"

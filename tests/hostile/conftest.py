@@ -39,13 +39,16 @@ def run_ppp(*args, permissions: bool = False, timeout: float = 120, **kwargs
 
 
 def ppp_peak_rss(*args) -> tuple[subprocess.CompletedProcess, int]:
-    """Run ``ppp ARGS`` in a child process; also return the child's peak RSS in bytes."""
-    code = ("import resource, sys\n"
+    """Run ``ppp ARGS`` in a child process; also return the child's peak RSS in bytes
+    (VmHWM: ``ru_maxrss`` would count the RSS of the forking test process too, which
+    carries over through exec)."""
+    code = ("import re, sys\n"
             "from pascal_person_pose.cli import main\n"
             "try:\n"
             "    main(sys.argv[1:])\n"
             "finally:\n"
-            "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "    status = open('/proc/self/status').read()\n"
+            "    peak = re.search(r'VmHWM:\\s+(\\d+)', status).group(1)\n"
             "    print(f'PEAK_RSS_KIB {peak}', file=sys.stderr)\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
