@@ -1,63 +1,92 @@
-"""The fast exact solver of the box program: decomposition, clique rows, lazy triangles.
+"""The exact solver of the box program: persistency, decomposition, cut and column
+generation, Kernighan-Lin, then branch and bound.
 
-Variables per component: ``x_i`` (proposal ``i`` selected) and ``y_ij`` (``i`` and ``j``
-in one person) for pairs of different joint types; same-type pairs are fixed to 0 by
-having no variable. Rows:
+Per box (``solve_program``):
 
-* clique rows ``sum_{i of type a} y_ij <= x_j`` for every node ``j`` and type ``a``: a
-  person holds at most one type-``a`` joint, and an edge needs selected nodes (they imply
-  ``y_ij <= x_i, x_j`` and every triangle with a same-type pair, and are tighter in the
-  LP relaxation);
-* triangle rows ``y_ij + y_jk - y_ik <= 1`` (transitivity), added lazily.
+1. Persistency (``persistency``): proposals that can only raise the cost go to the
+   background; each connected component of the attractive graph is solved alone (the
+   time left is shared by pair count); pairs that some optimum keeps apart lose their
+   variable.
+2. Incumbent: greedy additive edge contraction (``gaec``), improved by Kernighan-Lin
+   moves (``kernighan_lin``) once the relaxation turns out hard (it switched to the
+   interior-point method, converged fractional, or ran out of time).
+3. Relaxation (``relaxation``): ``x_i`` and the ``y_ij`` of the attractive and incumbent
+   pairs, clique rows ``sum_{i of type a} y_ij <= x_j``; rounds of cut and column
+   generation: the most violated star inequalities (``cuts``: lifted triangles,
+   2-partition cuts ``y_jk + sum_B (y_ij - y_ik) <= x_j``, grown stars) and the absent
+   pairs with negative reduced cost are added, until the relaxation's bound meets the
+   incumbent (proven optimal), or nothing is violated. An integral relaxed optimum is a
+   labelling, optimal when no column prices out. The first solves run the dual simplex
+   from the last basis; when a solve needs many iterations (the relaxation is far from
+   integral) the rounds switch to the interior-point method, whose central points give
+   deeper cuts, and a final solve with crossover makes the bound exact.
+4. Branch and bound, when the relaxation leaves a gap: HiGHS solves the integer program
+   over the present rows and the columns whose reduced cost lets them beat the incumbent
+   (the rest cannot be 1 in a better labelling), with the incumbent as MIP start; the
+   triangles each integer solution breaks are added until none is.
 
-The loop: first LP cutting planes (solve the LP relaxation, add its most violated
-triangles, re-solve) until the LP breaks no triangle; an integral LP optimum then is the
-answer. Otherwise the integer loop: solve the MILP, list the triangles its solution
-breaks, add them, re-solve, until none is broken. The incumbent, started by GAEC and
-improved by repairing each relaxed integer solution, ends the search as soon as it meets
-the lower bound.
-
-Exact decomposition: an optimal clustering only joins proposals linked through
-attractive (negative-cost) pairs, since splitting a person along a cut with no attractive
-pair never raises the cost; so each connected component of the attractive graph is solved
-on its own. Before that, a proposal whose unary cost plus every attractive pair cost
-cannot go negative is fixed to background (removing it from any person never costs).
-
-The MILP backend is a parameter: ``"highs"`` drives HiGHS through highspy, keeping one
-model whose rows grow (LP rounds restart from the last basis) and passing the incumbent
-as a MIP start; ``"scipy"`` calls ``scipy.optimize.milp`` (the same HiGHS, rebuilt each
-round, no warm start). Each box has a time limit: when it runs out, the best feasible
-labelling is returned with the lower bound proven so far (``Solution.gap``).
+A time limit per box returns the best labelling found with its proven lower bound
+(``Solution.gap``). ``SolverOptions`` switches each technique off for ablations;
+``BASELINE`` is the solver before them (plain triangles, every column, GAEC only).
+The MILP backend is ``"highs"`` (highspy, one model kept between solves) or ``"scipy"``
+(``scipy.optimize``, the same HiGHS rebuilt each solve); ``"pulp-*"`` run the plain
+reference model of ``ilp_pulp``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
 
+from .cuts import Columns, separate_stars, separate_triangles, triangle_rows
 from .gaec import gaec
 from .ilp_pulp import PULP_SOLVERS, solve_pulp
+from .kernighan_lin import kernighan_lin
+from .persistency import attractive_components, free_nodes, separated_pairs
 from .program import (BoxProgram, Solution, canonical_labels, joinable, labels_from_joins,
                       violated_triangles)
+from .relaxation import LpResult, Relaxation
 
 FAST_SOLVERS = ("highs", "scipy")
 SOLVERS = FAST_SOLVERS + PULP_SOLVERS
-_MIP_REL_GAP = 1e-9  # prove optimality, not the default 1e-4
-_ABS_TOL = 1e-7
+OPTIMALITY_GAP = 1e-6  # proven optimal: bound within this share of |objective| (>= 1)
+_INTEGRAL = 1e-6
+_SIMPLEX_ITERATIONS = 2000  # a simplex solve needing more switches the rounds to IPM
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """The fast path's techniques, each switchable for ablations and the baseline."""
+
+    cuts: str = "stars"  # "stars" (lifted, grown) or "triangles" (y_ij + y_jk - y_ik <= 1)
+    kernighan_lin: bool = True  # improve GAEC's incumbent
+    fixing: bool = True  # drop the variables of separated pairs (persistency)
+    column_generation: bool = True  # price pair columns in; False: all from the start
+    lp_method: str = "auto"  # "simplex", "ipm", or "auto" (simplex, IPM once slow)
+
+    def __post_init__(self) -> None:
+        if self.cuts not in ("stars", "triangles"):
+            raise ValueError(f"cuts must be 'stars' or 'triangles', got {self.cuts!r}")
+        if self.lp_method not in ("auto", "simplex", "ipm"):
+            raise ValueError(f"lp_method must be 'auto', 'simplex' or 'ipm', "
+                             f"got {self.lp_method!r}")
+
+
+# The solver before issue 11: clique rows, plain triangles, every pair column, GAEC.
+BASELINE = SolverOptions(cuts="triangles", kernighan_lin=False, fixing=False,
+                         column_generation=False, lp_method="simplex")
 
 
 def solve_program(program: BoxProgram, solver: str = "highs", time_limit: float = 10.0,
-                  decompose: bool = True, lp_cuts: int = 1000) -> Solution:
+                  decompose: bool = True, lp_cuts: int = 1000,
+                  options: SolverOptions = SolverOptions()) -> Solution:
     """Minimise the box program exactly (within ``time_limit`` seconds for the whole box).
 
-    ``lp_cuts`` > 0 first runs LP cutting planes (at most that many of the most violated
-    triangles per round) until the LP relaxation breaks no triangle: its optimum is often
-    integral, which ends the search without branch and bound. 0 goes straight to the
-    integer loop. The pulp solvers run the plain reference model instead (``ilp_pulp``).
+    ``lp_cuts`` > 0: rounds of the relaxation add at most that many cuts each; 0 goes
+    straight to branch and bound. The pulp solvers run the plain reference model instead
+    (``ilp_pulp``).
     """
     if solver in PULP_SOLVERS:
         return solve_pulp(program, solver, time_limit)
@@ -80,7 +109,8 @@ def solve_program(program: BoxProgram, solver: str = "highs", time_limit: float 
         now = time.perf_counter()
         share = weight[index] / weight[index:].sum()
         sub = program.subprogram(nodes)
-        part = _solve_component(sub, solver, now + share * (deadline - now), lp_cuts)
+        part = _Component(sub, solver, now + share * (deadline - now), lp_cuts,
+                          options).solve()
         chosen = part.person >= 0
         person[nodes[chosen]] = part.person[chosen] + next_label
         next_label += int(part.person.max(initial=-1)) + 1
@@ -89,33 +119,8 @@ def solve_program(program: BoxProgram, solver: str = "highs", time_limit: float 
         optimal &= part.optimal
         rounds += part.rounds
         cuts += part.cuts
-    return Solution(canonical_labels(person), upper, upper if optimal else lower, optimal,
-                    rounds, cuts)
-
-
-def free_nodes(program: BoxProgram) -> np.ndarray:
-    """(n,) bool: proposals still free after fixing hopeless ones to background.
-
-    A proposal whose unary cost plus all its attractive pair costs (over free proposals)
-    is >= 0 never lowers any person's cost, so some optimum leaves it out; repeat until
-    no more are fixed.
-    """
-    attraction = np.minimum(np.where(joinable(program.types), program.pairwise, 0.0), 0.0)
-    free = np.ones(program.n, bool)
-    while True:
-        best_gain = program.unary + attraction[:, free].sum(axis=1)
-        hopeless = free & (best_gain >= 0)
-        if not hopeless.any():
-            return free
-        free &= ~hopeless
-
-
-def attractive_components(program: BoxProgram, free: np.ndarray) -> list[np.ndarray]:
-    """Node lists of the connected components of the attractive graph over ``free`` nodes."""
-    attractive = joinable(program.types) & (program.pairwise < 0)
-    attractive &= free[:, None] & free[None, :]
-    _, comp = connected_components(csr_matrix(attractive), directed=False)
-    return [np.flatnonzero((comp == c) & free) for c in np.unique(comp[free])]
+    return Solution(canonical_labels(person), upper, upper if optimal else min(lower, upper),
+                    optimal, rounds, cuts)
 
 
 def trivial_lower_bound(program: BoxProgram) -> float:
@@ -124,210 +129,174 @@ def trivial_lower_bound(program: BoxProgram) -> float:
     return float(np.minimum(program.unary, 0).sum() + np.minimum(pair, 0).sum())
 
 
-class _Backend(Protocol):
-    def add_rows(self, rows: csr_matrix, upper: np.ndarray) -> None: ...
-
-    def solve(self, time_limit: float, start: np.ndarray | None,
-              integer: bool) -> tuple[np.ndarray | None, bool, float]: ...
+def _proven(objective: float, lower: float) -> bool:
+    return objective - lower <= OPTIMALITY_GAP * max(abs(objective), 1.0)
 
 
-class _ScipyBackend:
-    """``scipy.optimize.milp``: the whole model is passed again every round."""
+class _Component:
+    """The search on one attractive component: incumbent, relaxation, branch and bound."""
 
-    def __init__(self, cost: np.ndarray, rows: csr_matrix, upper: np.ndarray):
-        self.cost = cost
-        self.rows = [rows]
-        self.upper = [upper]
+    def __init__(self, program: BoxProgram, solver: str, deadline: float, lp_cuts: int,
+                 options: SolverOptions):
+        self.program = program
+        self.solver = solver
+        self.deadline = deadline
+        self.lp_cuts = lp_cuts
+        self.options = options
+        self.columns = Columns.of(program.types)
+        self.allowed = np.ones(self.columns.size, bool)
+        if options.fixing:
+            apart = separated_pairs(program)
+            self.allowed[program.n:] = ~apart[self.columns.first, self.columns.second]
+        self.best = gaec(program)
+        self.polished = not options.kernighan_lin
+        self.lower = trivial_lower_bound(program)
+        self.rounds = self.cuts = 0
 
-    def add_rows(self, rows: csr_matrix, upper: np.ndarray) -> None:
-        self.rows.append(rows)
-        self.upper.append(upper)
+    def solve(self) -> Solution:
+        program = self.program
+        if program.n == 1:
+            person = np.array([0 if program.unary[0] < 0 else -1])
+            objective = program.objective(person)
+            return Solution(person, objective, objective, True)
+        relaxation = Relaxation(program, self.columns, self._initial_columns(), self.solver)
+        last = None
+        if self.lp_cuts > 0:
+            last = self._cutting_planes(relaxation)
+        if not _proven(self.best.objective, self.lower):  # even out of time: it is quick
+            self._polish(last)
+        if not self._done():
+            self._branch_and_bound(relaxation, last)
+        return self._solution()
 
-    def solve(self, time_limit, start, integer):
-        from scipy.optimize import Bounds, LinearConstraint, milp
-        from scipy.sparse import vstack
+    def _initial_columns(self) -> np.ndarray:
+        present = self.allowed.copy()
+        if self.options.column_generation:
+            pair_cost = self.program.pairwise[self.columns.first, self.columns.second]
+            present[self.program.n:] &= pair_cost < 0
+            present |= self.columns.vector(self.best.person) > 0.5
+        return present
 
-        upper = np.concatenate(self.upper)
-        result = milp(self.cost, integrality=np.full_like(self.cost, float(integer)),
-                      bounds=Bounds(0, 1),
-                      constraints=LinearConstraint(vstack(self.rows).tocsr(), -np.inf, upper),
-                      options={"time_limit": max(time_limit, 1e-3),
-                               "mip_rel_gap": _MIP_REL_GAP})
-        bound = getattr(result, "mip_dual_bound", None)
-        bound = -np.inf if bound is None or not np.isfinite(bound) else float(bound)
-        z = result.x if result.x is None or not integer else np.round(result.x)
-        if result.status == 0:
-            bound = float(result.fun)
-        return z, result.status == 0, bound
+    def _remaining(self) -> float:
+        return self.deadline - time.perf_counter()
 
+    def _done(self) -> bool:
+        return _proven(self.best.objective, self.lower) or self._remaining() <= 0
 
-class _HighsBackend:
-    """HiGHS through highspy: one model, rows appended, incumbent passed as a MIP start."""
+    def _offer(self, person: np.ndarray) -> None:
+        """Keep a feasible labelling if it beats the incumbent."""
+        objective = self.program.objective(person)
+        if objective < self.best.objective:
+            self.best = Solution(canonical_labels(person), objective, -np.inf, False)
 
-    def __init__(self, cost: np.ndarray, rows: csr_matrix, upper: np.ndarray):
-        import highspy
+    def _polish(self, last: LpResult | None) -> None:
+        """Kernighan-Lin on the incumbent and on the relaxation's rounded point."""
+        if self.polished:
+            return
+        self.polished = True
+        starts = [self.best]
+        if last is not None and last.z is not None:
+            starts.append(self._rounded(last.z))
+        for start in starts:
+            self._offer(kernighan_lin(self.program, start).person)
 
-        self.status = highspy.HighsStatus
-        self.model_status = highspy.HighsModelStatus
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
-        self.highs.setOptionValue("mip_rel_gap", _MIP_REL_GAP)
-        n = len(cost)
-        # passModel(num_col, num_row, num_nz, a_format=rowwise, sense=minimise, offset,
-        #           costs, col bounds, row bounds, matrix, integrality)
-        self.highs.passModel(n, rows.shape[0], rows.nnz, 2, 1, 0.0, cost.astype(np.float64),
-                             np.zeros(n), np.ones(n), np.full(rows.shape[0], -np.inf),
-                             upper.astype(np.float64), *_csr_arrays(rows),
-                             np.ones(n, dtype=np.int32))
-        self.integer = True
+    def _rounded(self, z: np.ndarray) -> Solution:
+        """A labelling near a relaxed point: its joins, repaired by GAEC if infeasible."""
+        x, join = self.columns.join_matrix(z)
+        person = labels_from_joins(x > 0.5, join > 0.5)
+        if self.program.violations(person):
+            return gaec(self.program, allowed=join > 0.5)
+        return Solution(person, self.program.objective(person), -np.inf, False)
 
-    def add_rows(self, rows: csr_matrix, upper: np.ndarray) -> None:
-        self.highs.addRows(rows.shape[0], np.full(rows.shape[0], -np.inf),
-                           upper.astype(np.float64), rows.nnz, *_csr_arrays(rows))
+    def _separate(self, z: np.ndarray):
+        """The next cuts at ``z``: rows and right-hand sides."""
+        if self.options.cuts == "stars":
+            rows = separate_stars(self.columns, z, self.lp_cuts)
+            return rows, np.zeros(rows.shape[0])
+        return triangle_rows(self.columns, separate_triangles(self.columns, z, self.lp_cuts),
+                             lifted=False)
 
-    def solve(self, time_limit, start, integer):
-        n = self.highs.getNumCol()
-        if integer != self.integer:
-            self.highs.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
-                                             np.full(n, int(integer), dtype=np.int32))
-            self.integer = integer
-        self.highs.setOptionValue("time_limit", max(time_limit, 1e-3))
-        if start is not None:
-            self.highs.setSolution(n, np.arange(n, dtype=np.int32), start.astype(np.float64))
-        if self.highs.run() == self.status.kError:
-            raise RuntimeError("HiGHS failed: "
-                               + self.highs.modelStatusToString(self.highs.getModelStatus()))
-        info = self.highs.getInfo()
-        optimal = self.highs.getModelStatus() == self.model_status.kOptimal
-        has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        z = np.asarray(self.highs.getSolution().col_value) if has_solution else None
-        if z is not None and integer:
-            z = np.round(z)
-        bound = info.objective_function_value if optimal else (
-            info.mip_dual_bound if integer else -np.inf)
-        return z, optimal, bound if np.isfinite(bound) else -np.inf
+    def _cutting_planes(self, relaxation: Relaxation) -> LpResult | None:
+        """Rounds of the relaxation until proven, converged or out of time; returns the
+        last solved point."""
+        method = "ipm" if self.options.lp_method == "ipm" else "simplex"
+        last = None
+        while not self._done():
+            result, optimal, _ = relaxation.solve(method, self._remaining())
+            self.rounds += 1
+            if result.z is None:
+                break
+            last = result
+            self.lower = max(self.lower, result.bound)
+            rows, upper = self._separate(result.z)
+            columns = np.zeros(0, np.int64)
+            if self.options.column_generation:
+                columns = relaxation.negative_columns(result.reduced, self.allowed,
+                                                      max(self.lp_cuts, 1))
+            if rows.shape[0] == 0 and _is_integral(result.z):
+                person = self._rounded(result.z).person
+                self._offer(person)
+                if len(columns) == 0:  # the relaxation's optimum is a labelling
+                    self.lower = max(self.lower, self.program.objective(person))
+            if self._done():
+                break
+            if rows.shape[0] == 0 and len(columns) == 0:
+                if method == "ipm":  # converged; an exact vertex and duals to finish
+                    method = "crossover"
+                    continue
+                break
+            if (self.options.lp_method == "auto" and method == "simplex"
+                    and result.iterations > _SIMPLEX_ITERATIONS):
+                method = "ipm"
+            if method != "simplex":  # a hard relaxation: the incumbent is worth polishing
+                self._polish(result)
+            elif method == "crossover":
+                method = "ipm"
+            relaxation.add_columns(columns)
+            relaxation.add_rows(rows, upper)
+            self.cuts += rows.shape[0]
+        return last
 
-
-def _csr_arrays(rows: csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row starts, column indices and values in the dtypes highspy expects."""
-    rows = rows.tocsr()
-    return (rows.indptr[:-1].astype(np.int32), rows.indices.astype(np.int32),
-            rows.data.astype(np.float64))
-
-
-class _Layout:
-    """Column and row layout of one component's program."""
-
-    def __init__(self, program: BoxProgram):
-        m = program.n
-        self.m = m
-        self.i, self.j = np.nonzero(np.triu(joinable(program.types), 1))
-        self.edge = np.full((m, m), -1, dtype=np.int64)
-        self.edge[self.i, self.j] = self.edge[self.j, self.i] = m + np.arange(len(self.i))
-        self.cost = np.concatenate([program.unary, program.pairwise[self.i, self.j]])
-        self.clique_rows = self._clique_rows(program.types)
-
-    def _clique_rows(self, types: np.ndarray) -> csr_matrix:
-        """``sum_{i of type a} y_ij - x_j <= 0`` for every node ``j`` and partner type ``a``."""
-        num_types = int(types.max()) + 1
-        node = np.concatenate([self.j, self.i])
-        partner_type = np.concatenate([types[self.i], types[self.j]])
-        keys, row = np.unique(node * num_types + partner_type, return_inverse=True)
-        edge_cols = np.concatenate([self.edge[self.i, self.j]] * 2)
-        r = np.concatenate([row, np.arange(len(keys))])
-        c = np.concatenate([edge_cols, keys // num_types])
-        v = np.concatenate([np.ones(len(row)), -np.ones(len(keys))])
-        return coo_matrix((v, (r, c)), shape=(len(keys), len(self.cost))).tocsr()
-
-    def triangle_rows(self, triangles: np.ndarray) -> csr_matrix:
-        """``y_ij + y_jk - y_ik <= 1`` for triples ``(i, j, k)`` (``y_ik`` absent if fixed 0)."""
-        i, j, k = triangles.T
-        ik = self.edge[i, k]
-        has_ik = ik >= 0
-        n = len(triangles)
-        r = np.concatenate([np.arange(n), np.arange(n), np.flatnonzero(has_ik)])
-        c = np.concatenate([self.edge[i, j], self.edge[j, k], ik[has_ik]])
-        v = np.concatenate([np.ones(2 * n), -np.ones(int(has_ik.sum()))])
-        return coo_matrix((v, (r, c)), shape=(n, len(self.cost))).tocsr()
-
-    def join_matrix(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Node values (m,) and the symmetric matrix of edge values (m, m) of a solution."""
-        join = np.zeros((self.m, self.m))
-        join[self.i, self.j] = join[self.j, self.i] = z[self.m:]
-        return z[:self.m], join
-
-    def vector(self, person: np.ndarray) -> np.ndarray:
-        """The 0/1 variable vector of a labelling (a MIP start)."""
-        same = (person[self.i] == person[self.j]) & (person[self.i] >= 0)
-        return np.concatenate([person >= 0, same]).astype(np.float64)
-
-
-def fractional_triangles(join: np.ndarray, limit: int, tol: float = 1e-6) -> np.ndarray:
-    """Up to ``limit`` most violated triangles ``y_ij + y_jk - y_ik <= 1`` of a fractional
-    join matrix, as ``(i, j, k)`` rows; apexes are scanned in chunks to bound memory.
-
-    Pairs without a variable (same type) hold 0 in ``join``, so a triangle whose joined
-    sides include one is never violated and never listed."""
-    m = len(join)
-    found, violation = [], []
-    chunk = max(1, 4_000_000 // max(m * m, 1))
-    for start in range(0, m, chunk):
-        apex = np.arange(start, min(m, start + chunk))
-        # excess[c, i, k] = y_i,apex + y_apex,k - y_ik - 1
-        excess = join[:, apex].T[:, :, None] + join[apex][:, None, :] - join[None] - 1.0
-        c, i, k = np.nonzero(excess > tol)
-        keep = i < k
-        found.append(np.stack([i[keep], apex[c[keep]], k[keep]], axis=1))
-        violation.append(excess[c[keep], i[keep], k[keep]])
-    triangles = np.concatenate(found)
-    order = np.argsort(-np.concatenate(violation), kind="stable")[:limit]
-    return triangles[order]
-
-
-def _solve_component(program: BoxProgram, solver: str, deadline: float,
-                     lp_cuts: int) -> Solution:
-    """LP cutting planes, then the integer lazy-triangle loop, on one attractive component."""
-    if program.n == 1:
-        person = np.array([0 if program.unary[0] < 0 else -1])
-        return Solution(person, program.objective(person), program.objective(person), True)
-    best = gaec(program)
-    lower = trivial_lower_bound(program)
-    layout = _Layout(program)
-    backend_type = _HighsBackend if solver == "highs" else _ScipyBackend
-    backend: _Backend = backend_type(layout.cost, layout.clique_rows,
-                                     np.zeros(layout.clique_rows.shape[0]))
-    rounds = cuts = 0
-    integer = lp_cuts == 0
-    while (remaining := deadline - time.perf_counter()) > 0:
-        start = layout.vector(best.person) if integer else None
-        z, optimal, bound = backend.solve(remaining, start, integer)
-        rounds += 1
-        if z is None or not (optimal or integer):
-            break
-        lower = max(lower, bound)
-        selected, join = layout.join_matrix(z)
-        integral = integer or bool(np.all(np.abs(z - np.round(z)) < _ABS_TOL))
-        if integral:
-            selected, join = selected > 0.5, join > 0.5
-            triangles = violated_triangles(join)
+    def _branch_and_bound(self, relaxation: Relaxation, last: LpResult | None) -> None:
+        """The integer program over the columns that can still beat the incumbent, with
+        the triangles each integer solution breaks added until none is."""
+        if last is None:
+            relaxation.add_columns(np.flatnonzero(self.allowed))
         else:
-            triangles = fractional_triangles(join, lp_cuts)
-        if len(triangles) == 0 and integral:
-            person = labels_from_joins(selected, join)
-            if optimal:  # the relaxation's optimum is feasible: it is the optimum
-                objective = program.objective(person)
-                return Solution(person, objective, objective, True, rounds, cuts)
-            best = min(best, Solution(person, program.objective(person), lower, False),
-                       key=lambda s: s.objective)
-            break
-        if integral:  # a relaxed labelling, repaired, may beat the incumbent
-            best = min(best, gaec(program, allowed=join), key=lambda s: s.objective)
-        if best.objective <= lower + _ABS_TOL:
-            return Solution(best.person, best.objective, best.objective, True, rounds, cuts)
-        if len(triangles) == 0:  # fractional LP optimum within all triangles: branch
-            integer = True
-            continue
-        backend.add_rows(layout.triangle_rows(triangles), np.ones(len(triangles)))
-        cuts += len(triangles)
-    return Solution(best.person, best.objective, min(lower, best.objective), False, rounds,
-                    cuts)
+            slack = self.best.objective - last.bound
+            useful = np.maximum(last.reduced, 0.0) < slack
+            relaxation.add_columns(np.flatnonzero(self.allowed & useful))
+        lifted = self.options.cuts == "stars"
+        while not self._done():
+            start = self.columns.vector(self.best.person)
+            result, optimal, bound = relaxation.solve("simplex", self._remaining(),
+                                                      integer=True, start=start)
+            self.rounds += 1
+            if result.z is None:
+                self.lower = max(self.lower, min(bound, self.best.objective))
+                return
+            x, join = self.columns.join_matrix(result.z)
+            triangles = violated_triangles(join > 0.5)
+            if len(triangles) == 0:
+                self._offer(labels_from_joins(x > 0.5, join > 0.5))
+                self.lower = max(self.lower, min(bound, self.best.objective))
+                return
+            # Valid for every labelling the columns allow: a bound, and a repair to try.
+            self.lower = max(self.lower, min(bound, self.best.objective))
+            self._offer(kernighan_lin(self.program, gaec(self.program, allowed=join > 0.5))
+                        .person if self.options.kernighan_lin
+                        else gaec(self.program, allowed=join > 0.5).person)
+            rows, upper = triangle_rows(self.columns, triangles, lifted=lifted)
+            relaxation.add_rows(rows, upper)
+            self.cuts += len(triangles)
+
+    def _solution(self) -> Solution:
+        best = self.best
+        lower = min(self.lower, best.objective)
+        optimal = _proven(best.objective, lower)
+        return Solution(best.person, best.objective, best.objective if optimal else lower,
+                        optimal, self.rounds, self.cuts)
+
+
+def _is_integral(z: np.ndarray) -> bool:
+    return bool(np.all(np.abs(z - np.round(z)) < _INTEGRAL))
