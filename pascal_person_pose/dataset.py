@@ -58,7 +58,7 @@ class Person:
 
     annotation_id: int
     instance: int  # the person's value in instances/<id>.png
-    keypoints: np.ndarray  # (14, 3) float32, COCO visibility in column 2
+    keypoints: np.ndarray  # (14, 3) float64, COCO visibility in column 2
     bbox: np.ndarray  # (4,) float32 COCO [x, y, w, h]
     segmentation: dict = field(repr=False)  # the RLE as stored in the JSON
 
@@ -82,13 +82,13 @@ class Sample:
 
     @property
     def keypoints(self) -> np.ndarray:
-        """All poses of the image, (G, 14, 3) float32 in annotation order."""
+        """All poses of the image, (G, 14, 3) float64 in annotation order."""
         return _stack([p.keypoints for p in self.persons], (0, schema.NUM_JOINTS, 3))
 
     @property
     def boxes(self) -> np.ndarray:
         """All person boxes, (G, 4) float32 COCO [x, y, w, h]."""
-        return _stack([p.bbox for p in self.persons], (0, 4))
+        return _stack([p.bbox for p in self.persons], (0, 4), np.float32)
 
     @property
     def instances(self) -> np.ndarray:
@@ -181,7 +181,8 @@ class Dataset:
         self._order = np.argsort(image_of, kind="stable")
         self._starts = np.searchsorted(image_of[self._order], np.arange(len(self.images) + 1))
         ordered = [annotations[k] for k in self._order]
-        self._keypoints = np.array([a["keypoints"] for a in ordered], dtype=np.float32).reshape(
+        # float64: the metrics measure distances to the labelled coordinates exactly.
+        self._keypoints = np.array([a["keypoints"] for a in ordered], dtype=np.float64).reshape(
             -1, schema.NUM_JOINTS, 3)
         self._boxes = np.array([a["bbox"] for a in ordered], dtype=np.float32).reshape(-1, 4)
         self._instances = np.array([a["instance"] for a in ordered], dtype=np.int64)
@@ -235,7 +236,7 @@ class Dataset:
         return [annotations[k] for k in self._order[self._starts[index]:self._starts[index + 1]]]
 
     def keypoints(self, image_id: int | str) -> np.ndarray:
-        """The GT poses of one image, (G, 14, 3) float32 in annotation order."""
+        """The GT poses of one image, (G, 14, 3) float64 in annotation order."""
         index = self.index_of(image_id)
         return self._keypoints[self._starts[index]:self._starts[index + 1]].copy()
 
@@ -292,8 +293,9 @@ def _decode(segmentations: list[dict]) -> np.ndarray:
     return mask_utils.decode([_rle(s) for s in segmentations]).transpose(2, 0, 1).view(bool)
 
 
-def _stack(arrays: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray:
-    return np.stack(arrays) if arrays else np.zeros(empty_shape, dtype=np.float32)
+def _stack(arrays: list[np.ndarray], empty_shape: tuple[int, ...],
+           dtype=np.float64) -> np.ndarray:
+    return np.stack(arrays) if arrays else np.zeros(empty_shape, dtype=dtype)
 
 
 def _read_json(path: Path) -> dict:

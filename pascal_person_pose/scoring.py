@@ -22,6 +22,7 @@ import numpy as np
 
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.fingerprint import ground_truth_fingerprint
+from pascal_person_pose.metrics.pose_ap import ALPHA, MIN_IOU
 from pascal_person_pose.schema import NUM_JOINTS, SIZE_THRESHOLDS
 from pascal_person_pose.submission import (InvalidSubmission, PoseArrays, Problems, Submission,
                                            pose_arrays, read_part_map, read_submission,
@@ -34,7 +35,7 @@ PARTS_BY_SIZE_KEYS = ("XS", "S", "M", "L", "counts", "thresholds")
 
 
 def score(root: str | os.PathLike, submission: str | os.PathLike | Submission,
-          split: str = "val", *, alpha: float = 0.5, min_iou: float = 0.0,
+          split: str = "val", *, alpha: float = ALPHA, min_iou: float = MIN_IOU,
           size_thresholds: Sequence[float] = SIZE_THRESHOLDS, coco_oks: bool = False,
           workers: int | None = None, progress: bool = True) -> dict:
     """Score ``submission`` on ``split`` of the canonical dataset at ``root``.
@@ -59,7 +60,7 @@ def score(root: str | os.PathLike, submission: str | os.PathLike | Submission,
         result.update(score_parts(dataset, sub, size_thresholds, workers=workers,
                                   progress=progress))
     if coco_oks and sub.has_pose:
-        from pascal_person_pose.coco_oks import coco_oks_ap
+        from pascal_person_pose.metrics.coco_oks import coco_oks_ap
 
         result["coco_oks"] = coco_oks_ap(dataset.coco, sub.poses)
     result["params"] = {"split": split, "ground_truth": ground_truth_fingerprint(dataset),
@@ -74,7 +75,7 @@ def score(root: str | os.PathLike, submission: str | os.PathLike | Submission,
 def pose_inputs(dataset, poses: PoseArrays) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per pose-annotated image: GT keypoints and predictions (``pose.json`` order)."""
     rows = poses.by_image()
-    empty = np.zeros((0, NUM_JOINTS, 3), dtype=np.float32)
+    empty = np.zeros((0, NUM_JOINTS, 3))
     gt, pred = [], []
     for im in dataset.images:
         if im.get("pose_annotated", True):
@@ -84,8 +85,8 @@ def pose_inputs(dataset, poses: PoseArrays) -> tuple[list[np.ndarray], list[np.n
     return gt, pred
 
 
-def score_poses(dataset, poses: PoseArrays, *, alpha: float = 0.5,
-                min_iou: float = 0.0) -> dict:
+def score_poses(dataset, poses: PoseArrays, *, alpha: float = ALPHA,
+                min_iou: float = MIN_IOU) -> dict:
     """``{"pose_ap", "adk"}`` sections of a validated submission's poses."""
     from pascal_person_pose.metrics.adk import adk
     from pascal_person_pose.metrics.pose_ap import pose_ap

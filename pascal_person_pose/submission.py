@@ -190,8 +190,8 @@ class PoseArrays:
     """The records of ``pose.json`` as arrays, in file order."""
 
     image_ids: np.ndarray  # (N,) int64
-    keypoints: np.ndarray  # (N, 14, 3) float32: x, y, joint score
-    scores: np.ndarray  # (N,) float32
+    keypoints: np.ndarray  # (N, 14, 3) float64: x, y, joint score, exactly as submitted
+    scores: np.ndarray  # (N,) float64
 
     def by_image(self) -> dict[int, np.ndarray]:
         """Record indices per image id, each in file order (the order metrics rely on)."""
@@ -592,29 +592,27 @@ def _keypoint_field(k: int) -> str:
     return f"keypoints[{k}] ({JOINT_NAMES[k // 3]} {'xys'[k % 3]})"
 
 
-def pose_arrays(records: Sequence[dict], dtype=np.float32) -> PoseArrays:
-    """Arrays of valid pose records (float64 when checking values: no overflow on cast)."""
+def pose_arrays(records: Sequence[dict]) -> PoseArrays:
+    """Arrays of valid pose records in float64, the precision of JSON numbers, so scores that
+    differ in any digit a submitter wrote rank by that difference."""
     n = len(records)
     return PoseArrays(
         np.fromiter((r["image_id"] for r in records), dtype=np.int64, count=n),
-        np.array([r["keypoints"] for r in records], dtype=np.float64).reshape(n, NUM_JOINTS, 3)
-        .astype(dtype),
-        np.fromiter((r["score"] for r in records), dtype=np.float64, count=n).astype(dtype))
+        np.array([r["keypoints"] for r in records], dtype=np.float64).reshape(n, NUM_JOINTS, 3),
+        np.fromiter((r["score"] for r in records), dtype=np.float64, count=n))
 
 
 def _check_pose_values(index: np.ndarray, records: list[dict], images,
                        problems: Problems) -> None:
     """Value checks of well-typed records, vectorised over all of them."""
-    arrays = pose_arrays(records, dtype=np.float64)
+    arrays = pose_arrays(records)
     kp, scores = arrays.keypoints, arrays.scores
     values = kp.reshape(len(kp), 3 * NUM_JOINTS)
-    limit = float(np.finfo(np.float32).max)  # scoring works in float32
-    for r, k in zip(*np.nonzero(~(np.abs(values) <= limit))):
-        problems.add(POSE_FILE, f"is {values[r, k]:g}; values must be finite "
-                                f"(|v| <= {limit:.2g})", record=str(index[r]),
-                     field=_keypoint_field(k))
+    for r, k in zip(*np.nonzero(~np.isfinite(values))):  # scoring works in float64
+        problems.add(POSE_FILE, f"is {values[r, k]:g}; values must be finite",
+                     record=str(index[r]), field=_keypoint_field(k))
     x, y, s = np.moveaxis(kp, -1, 0)
-    finite = (np.abs(kp) <= limit).all(-1)
+    finite = np.isfinite(kp).all(-1)
     checks = [(finite & (s < 0), 2,
                lambda r, j: f"joint score {s[r, j]:g} is negative; scores are >= 0"),
               (finite & (s == 0) & ((x != 0) | (y != 0)), 0,
@@ -632,7 +630,7 @@ def _check_pose_values(index: np.ndarray, records: list[dict], images,
         for r, j in zip(*np.nonzero(mask)):
             problems.add(POSE_FILE, message(r, j), record=str(index[r]),
                          field=_keypoint_field(3 * j + offset))
-    for r in np.nonzero(~(np.abs(scores) <= limit) | (scores < 0))[0]:
+    for r in np.nonzero(~np.isfinite(scores) | (scores < 0))[0]:
         problems.add(POSE_FILE, f"is {scores[r]:g}; a pose score is finite and >= 0",
                      record=str(index[r]), field="score")
 

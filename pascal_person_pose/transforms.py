@@ -44,7 +44,7 @@ class SampleArrays:
     part_map: np.ndarray  # (H, W) uint8 part ids, 255 ignore
     instance_map: np.ndarray  # (H, W) uint8 person instance numbers, 0 none
     masks: np.ndarray  # (G, H, W) bool
-    keypoints: np.ndarray  # (G, 14, 3) float32, COCO visibility in column 2
+    keypoints: np.ndarray  # (G, 14, 3) float64, COCO visibility in column 2
     boxes: np.ndarray  # (G, 4) float32 COCO [x, y, w, h]
 
     @classmethod

@@ -185,3 +185,36 @@ def write_canonical_dataset(root: str | os.PathLike, *, symlink_images: bool = F
         atomic.write_json(path, coco[split])
         written["annotation_files"][split] = path
     return written
+
+
+def write_pose_split(root: str | os.PathLike, gts: list[np.ndarray], split: str = "val",
+                     size: tuple[int, int] = (200, 200)) -> list[int]:
+    """A canonical split whose GT poses are ``gts`` (per image ``(G, 14, 3)``, COCO
+    visibility, any float coordinates), written as JSON only: pose scoring reads no pixels.
+
+    Each person's mask (needed by the format) is a 2x2 square at the image's corner.
+    Returns the image ids in order; the VOC ids are ``2008_000001``, ``2008_000002``, ...
+    """
+    canonical = layout.CanonicalLayout(Path(root))
+    width, height = size
+    coco = {"images": [], "annotations": [], "categories": [schema.coco_category()],
+            "part_categories": schema.part_categories()}
+    for i, poses in enumerate(gts):
+        voc_id = f"2008_{i + 1:06d}"
+        image_id = layout.image_id(voc_id)
+        coco["images"].append({"id": image_id, "file_name": f"{voc_id}.jpg", "width": width,
+                               "height": height, "voc_id": voc_id})
+        for k, pose in enumerate(np.asarray(poses, dtype=np.float64).reshape(-1, 14, 3)):
+            mask = np.zeros((height, width), np.uint8)
+            mask[:2, :2] = 1
+            rle = mask_utils.encode(np.asfortranarray(mask))
+            kp = pose.copy()
+            kp[kp[:, 2] == 0, :2] = 0
+            coco["annotations"].append({
+                "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": 1,
+                "bbox": [0.0, 0.0, 2.0, 2.0], "area": 4, "iscrowd": 0,
+                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                "keypoints": [float(v) for v in kp.ravel()],
+                "num_keypoints": int((kp[:, 2] > 0).sum()), "instance": k + 1})
+    atomic.write_json(canonical.annotations(split), coco)
+    return [im["id"] for im in coco["images"]]

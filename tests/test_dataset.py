@@ -58,7 +58,7 @@ def test_samples_match_what_was_written(tmp_path, symlink_images):
             np.testing.assert_array_equal(sample.masks, record["masks"])
             for person, mask in zip(sample.persons, record["masks"]):
                 np.testing.assert_array_equal(person.mask, mask)
-                assert person.keypoints.dtype == np.float32 and person.keypoints.shape == (14, 3)
+                assert person.keypoints.dtype == np.float64 and person.keypoints.shape == (14, 3)
             assert sample.image.shape == (record["height"], record["width"], 3)
             # The JPEG adds noise; 5x5 means of the RGB channels survive it.
             decoded, rendered = (cv2.blur(a.astype(np.float32), (5, 5))

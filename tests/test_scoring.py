@@ -8,30 +8,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from canonical_fixture import write_canonical_dataset
 from pascal_person_pose import submission as submission_module
 from pascal_person_pose.cli import main
-from pascal_person_pose.coco_oks import COCO_SIGMAS, sigmas
-from pascal_person_pose.dataset import Dataset
+from pascal_person_pose.metrics.coco_oks import COCO_SIGMAS, sigmas
 from pascal_person_pose.schema import JOINT_NAMES, PART_NAMES
 from pascal_person_pose.scoring import score
-from pascal_person_pose.submission import (InvalidSubmission, oracle_submission,
-                                           read_submission, write_submission)
+from pascal_person_pose.submission import InvalidSubmission, read_submission, write_submission
 
 POSE_AP_TABLE = ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "U-Body", "Total"]
 ADK_TABLE = ["Forehead", "Neck", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Ave."]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("canonical")
-    written = write_canonical_dataset(root)
-    dataset = Dataset(root, "val")
-    poses, parts = oracle_submission(dataset)
-    subs = tmp_path_factory.mktemp("subs")
-    perfect = write_submission(subs / "perfect.zip", poses, parts, {"method": "Oracle"})
-    return {"root": root, "written": written, "dataset": dataset, "poses": poses,
-            "parts": parts, "perfect": perfect}
+def data(canonical, oracle):
+    return {"root": canonical["root"], "written": canonical, "dataset": oracle["dataset"],
+            "poses": oracle["poses"], "parts": oracle["parts"], "perfect": oracle["perfect_zip"]}
 
 
 def test_perfect_submission_scores_100_and_0(data):

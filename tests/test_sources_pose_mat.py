@@ -45,7 +45,7 @@ def pose_file(tmp_path):
 def test_read_converts_to_zero_based_coco_visibility(pose_file):
     pose = pose_mat.read_pose_mat(pose_file)
     kp, boxes = pose.keypoints, pose.boxes
-    assert kp.shape == (2, 14, 3) and kp.dtype == np.float32
+    assert kp.shape == (2, 14, 3) and kp.dtype == np.float64
     assert boxes.shape == (2, 4) and boxes.dtype == np.float32
     a = upstream_person(1)
     assert np.allclose(kp[0, :5, :2], a[:5, :2] - 1)
@@ -109,9 +109,9 @@ def test_upstream_file_round_trips_through_read_and_write(pose_file, tmp_path):
     a, b = original["joints"][0, 0].copy(), again["joints"][0, 0]
     a[7] = [NAN, NAN, 0]  # the unlabelled joints come back in canonical form
     a[6, 2] = 0
-    # in memory coordinates are float32: a file round trip keeps them to ~1e-5 px
-    assert np.allclose(a, b, atol=1e-4, rtol=0, equal_nan=True)
-    assert np.allclose(original["joints"][0, 1], again["joints"][0, 1], atol=1e-4, rtol=0)
+    # joints are float64 in memory, as in the file: the round trip keeps them exactly
+    assert np.allclose(a, b, atol=1e-12, rtol=0, equal_nan=True)
+    assert np.allclose(original["joints"][0, 1], again["joints"][0, 1], atol=1e-12, rtol=0)
     assert np.array_equal(original["joints"][0, 1][:, 2], again["joints"][0, 1][:, 2])
     assert all(np.allclose(x, y, atol=1e-4, rtol=0)
                for x, y in zip(original["boxes"][0], again["boxes"][0], strict=True))

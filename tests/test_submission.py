@@ -13,25 +13,17 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from canonical_fixture import write_canonical_dataset
 from pascal_person_pose.cli import main
-from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.submission import (InvalidSubmission, Problems, check_poses,
-                                           encode_part_map, oracle_submission, read_submission,
+                                           encode_part_map, read_submission,
                                            validate_submission, write_submission)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("canonical")
-    written = write_canonical_dataset(root)
-    dataset = Dataset(root, "val")
-    poses, parts = oracle_submission(dataset)
-    perfect = tmp_path_factory.mktemp("subs") / "perfect"
-    write_submission(perfect, poses, parts, {"method": "Oracle", "authors": ["A", "B"]})
-    return {"root": root, "written": written, "dataset": dataset, "perfect": perfect,
-            "poses": poses, "parts": parts}
+def data(canonical, oracle):
+    return {"root": canonical["root"], "written": canonical, "dataset": oracle["dataset"],
+            "perfect": oracle["perfect_dir"], "poses": oracle["poses"], "parts": oracle["parts"]}
 
 
 def _copy(data, tmp_path) -> Path:
@@ -392,5 +384,5 @@ def test_nms_refuses_invalid_or_pose_less_submissions(data, tmp_path):
     result = CliRunner().invoke(main, ["nms", str(sub), str(tmp_path / "o")])
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: pose.json, record 0, field keypoints[2] "
-                                     "(forehead s): is nan; values must be finite (|v| <= 3.4e+38)")
+                                     "(forehead s): is nan; values must be finite")
     assert not (tmp_path / "o").exists()

@@ -150,7 +150,7 @@ def _timed(timings: dict, name: str):
 
 
 def run(root: Path, submission: Path) -> dict:
-    from pascal_person_pose.coco_oks import coco_evaluator
+    from pascal_person_pose.metrics.coco_oks import coco_evaluator
     from pascal_person_pose.dataset import Dataset
     from pascal_person_pose.metrics.adk import adk
     from pascal_person_pose.metrics.pose_ap import pose_ap

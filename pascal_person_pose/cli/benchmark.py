@@ -18,6 +18,9 @@ from pascal_person_pose.cli.conventions import (AbsolutePath, ByteSize, quiet_op
                                                  show_progress)
 from pascal_person_pose.layout import SPLITS
 from pascal_person_pose.limits import SubmissionLimits
+from pascal_person_pose.metrics.pose_ap import ALPHA, MIN_IOU
+from pascal_person_pose.metrics.pose_nms import NMS_LIMITS
+from pascal_person_pose.schema import SIZE_THRESHOLDS
 
 _ROOT = click.argument("root", type=AbsolutePath(exists=True, file_okay=False))
 _SUBMISSION = click.argument("submission", type=AbsolutePath(exists=True))
@@ -111,12 +114,12 @@ def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits)
 @click.option("--method", help="Method name of the row (default: meta.json's method).")
 @click.option("--replace", is_flag=True,
               help="With --add-to: replace the scored row of the same method.")
-@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=0.5, show_default=True,
+@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=ALPHA, show_default=True,
               help="Pose mAP: a joint is correct within alpha x the GT head size.")
-@click.option("--min-iou", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--min-iou", type=click.FloatRange(0, 1, max_open=True), default=MIN_IOU,
               show_default=True,
               help="Pose mAP: pose-box IoU a match must exceed.")
-@click.option("--size-thresholds", default="0.005,0.02,0.08", show_default=True,
+@click.option("--size-thresholds", default=",".join(map(str, SIZE_THRESHOLDS)), show_default=True,
               callback=_thresholds, help="mIOU by size: XS/S/M/L bounds (fractions of the image).")
 @quiet_option
 @_limits
@@ -160,10 +163,14 @@ def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_
 @click.command()
 @_SUBMISSION
 @click.argument("out", type=AbsolutePath())
-@click.option("--head", type=float, default=0.65, show_default=True, help="Head-box IoU limit.")
-@click.option("--upper", type=float, default=0.5, show_default=True, help="Upper-body IoU limit.")
-@click.option("--lower", type=float, default=0.5, show_default=True, help="Lower-body IoU limit.")
-@click.option("--whole", type=float, default=0.4, show_default=True, help="Whole-body IoU limit.")
+@click.option("--head", type=float, default=NMS_LIMITS["head"], show_default=True,
+              help="Head-box IoU limit.")
+@click.option("--upper", type=float, default=NMS_LIMITS["upper"], show_default=True,
+              help="Upper-body IoU limit.")
+@click.option("--lower", type=float, default=NMS_LIMITS["lower"], show_default=True,
+              help="Lower-body IoU limit.")
+@click.option("--whole", type=float, default=NMS_LIMITS["whole"], show_default=True,
+              help="Whole-body IoU limit.")
 @_limits
 def nms(submission: Path, out: Path, head: float, upper: float, lower: float, whole: float,
         limits: SubmissionLimits) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pascal_person_pose.metrics.pose_ap import mean_of_defined, nullable
+from pascal_person_pose.metrics.summaries import mean_of_defined, nullable
 from pascal_person_pose.metrics.pose_boxes import (FOREHEAD, NECK, best_in_groups, image_pairs,
                                                    paired_box_iou, pose_boxes, stack_poses)
 from pascal_person_pose.schema import ADK_COLUMNS, JOINT_NAMES, name2joint

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from pascal_person_pose.metrics.pose_ap import mean_of_defined, nullable
+from pascal_person_pose.metrics.summaries import mean_of_defined, nullable
 from pascal_person_pose.schema import (IGNORE_LABEL, NUM_PARTS, PART_NAMES, SIZE_BUCKETS,
                                        SIZE_THRESHOLDS, size_bucket)
 

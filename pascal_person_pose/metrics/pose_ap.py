@@ -37,7 +37,11 @@ import numpy as np
 
 from pascal_person_pose.metrics.pose_boxes import (best_in_groups, head_sizes, image_pairs,
                                                    paired_box_iou, pose_boxes, stack_poses)
+from pascal_person_pose.metrics.summaries import mean_of_defined, nullable
 from pascal_person_pose.schema import JOINT_NAMES, NUM_JOINTS, POSE_AP_COLUMNS, name2joint
+
+ALPHA = 0.5  # a joint is correct within ALPHA x the GT head size (the paper's PCKh@0.5)
+MIN_IOU = 0.0  # the pose-box IoU an assignment must exceed (MPII: any overlap)
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,8 @@ def _assign(gt_kp: np.ndarray, gt_counts: np.ndarray, pred_kp: np.ndarray,
     return pred_to_gt
 
 
-def joint_detections(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha: float = 0.5,
-                     min_iou: float = 0.0) -> JointDetections:
+def joint_detections(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha: float = ALPHA,
+                     min_iou: float = MIN_IOU) -> JointDetections:
     """Assign the poses of every image and label every present predicted joint tp or fp.
 
     ``gt[i]``: ``(G_i, 14, 3)`` keypoints with COCO visibility; ``pred[i]``: ``(P_i, 14, 3)``
@@ -108,8 +112,8 @@ def voc_ap(score: np.ndarray, is_tp: np.ndarray, num_positives: int) -> float:
     return float(np.sum((recall[step + 1] - recall[step]) * envelope[step + 1]))
 
 
-def pose_ap(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha: float = 0.5,
-            min_iou: float = 0.0) -> dict:
+def pose_ap(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha: float = ALPHA,
+            min_iou: float = MIN_IOU) -> dict:
     """Pose AP in percent: ``{"per_joint": {joint: AP}, "table": {column: AP}, "params"}``.
 
     Table columns are schema.POSE_AP_COLUMNS: each is the mean of its joints' APs (Head =
@@ -123,16 +127,3 @@ def pose_ap(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha: float =
                       for column, joints in POSE_AP_COLUMNS.items()},
             "params": {"alpha": alpha, "min_iou": min_iou}}
 
-
-# Summaries shared by the metric tables (ADK and part IoU use them too).
-
-def mean_of_defined(values: np.ndarray) -> float:
-    """Mean of the defined (non-NaN) values; NaN when none is defined."""
-    values = np.asarray(values, dtype=np.float64)
-    defined = values[~np.isnan(values)]
-    return float(defined.mean()) if defined.size else float("nan")
-
-
-def nullable(value: float) -> float | None:
-    """A JSON-ready number: an undefined value (NaN) becomes None (null)."""
-    return None if np.isnan(value) else float(value)

@@ -24,6 +24,8 @@ NMS_GROUPS: dict[str, tuple[str, ...]] = {
     "lower": POSE_AP_COLUMNS["Hip"] + POSE_AP_COLUMNS["Knee"] + POSE_AP_COLUMNS["Ankle"],
     "whole": JOINT_NAMES,
 }
+# The paper's limits: a group IoU above its limit makes a pose a duplicate.
+NMS_LIMITS: dict[str, float] = {"head": 0.65, "upper": 0.5, "lower": 0.5, "whole": 0.4}
 
 
 def group_boxes(keypoints: np.ndarray) -> dict[str, np.ndarray]:
@@ -35,8 +37,9 @@ def group_boxes(keypoints: np.ndarray) -> dict[str, np.ndarray]:
             for group, joints in NMS_GROUPS.items()}
 
 
-def pose_nms(keypoints: np.ndarray, scores: np.ndarray, head: float = 0.65, upper: float = 0.5,
-             lower: float = 0.5, whole: float = 0.4) -> np.ndarray:
+def pose_nms(keypoints: np.ndarray, scores: np.ndarray, head: float = NMS_LIMITS["head"],
+             upper: float = NMS_LIMITS["upper"], lower: float = NMS_LIMITS["lower"],
+             whole: float = NMS_LIMITS["whole"]) -> np.ndarray:
     """Indices of the poses kept, in the order they were kept (descending score).
 
     ``keypoints``: ``(P, 14, 3)`` with joint scores in column 2; ``scores``: ``(P,)`` pose

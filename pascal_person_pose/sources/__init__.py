@@ -14,7 +14,9 @@ as the real data. docs/formats.md documents every format field by field.
 
 from __future__ import annotations
 
+import io
 import os
+from typing import BinaryIO
 
 import numpy as np
 
@@ -41,3 +43,23 @@ def load_mat(path: str | os.PathLike, variables: tuple[str, ...]) -> dict[str, n
     if missing:
         raise InputError(path, f"missing MATLAB variable(s) {', '.join(missing)}")
     return {v: content[v] for v in variables}
+
+
+MAT_HEADER_TEXT_BYTES = 116  # MAT-file v5: text, then subsystem offset, version, byte order
+MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: pascal-person-pose"
+
+
+def save_mat(stream: BinaryIO, variables: dict) -> None:
+    """``scipy.io.savemat(stream, variables, do_compression=True)`` with a constant header.
+
+    scipy stamps the creation time into the header's text, which MATLAB and scipy never
+    read back (they read the version and byte order after it); a constant text makes the
+    same content the same bytes, so a synthetic release with a given seed can be hashed.
+    """
+    import scipy.io
+
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables, do_compression=True)
+    data = buffer.getbuffer()
+    data[:MAT_HEADER_TEXT_BYTES] = MAT_HEADER_TEXT.ljust(MAT_HEADER_TEXT_BYTES, b" ")
+    stream.write(data)

@@ -24,7 +24,7 @@ import numpy as np
 from pascal_person_pose.atomic import atomic_open
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.schema import FINE_ID_TO_PART, name2fine, name2part
-from pascal_person_pose.sources import load_mat
+from pascal_person_pose.sources import load_mat, save_mat
 
 PERSON_CLASS = "person"
 PERSON_CLASS_IND = 15  # the VOC index of person (the 20 classes in alphabetical order)
@@ -166,8 +166,6 @@ def merge_part_maps(persons: list[PersonInstance], shape: tuple[int, int],
 
 def write_anno(path: str | os.PathLike, imname: str, objects: list[PartObject]) -> None:
     """Write an annotation file with exactly the upstream structure, atomically."""
-    import scipy.io
-
     struct = np.empty((1, len(objects)), dtype=[(f, object) for f in _OBJECT_FIELDS])
     for i, obj in enumerate(objects):
         parts = np.empty((1, len(obj.parts)) if obj.parts else (0, 0),
@@ -179,7 +177,7 @@ def write_anno(path: str | os.PathLike, imname: str, objects: list[PartObject]) 
     anno = np.empty((1, 1), dtype=[(f, object) for f in _ANNO_FIELDS])
     anno[0, 0] = (imname, struct)
     with atomic_open(path, "wb") as f:
-        scipy.io.savemat(f, {"anno": anno}, do_compression=True)
+        save_mat(f, {"anno": anno})
 
 
 def _uint8_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

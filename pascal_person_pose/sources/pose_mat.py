@@ -26,7 +26,7 @@ import numpy as np
 from pascal_person_pose.atomic import atomic_open
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.schema import FLIP_INDEX, NUM_JOINTS
-from pascal_person_pose.sources import load_mat
+from pascal_person_pose.sources import load_mat, save_mat
 
 SIDE_ORDERS: tuple[str, ...] = ("right_first", "left_first")
 
@@ -38,7 +38,7 @@ _SWAP_VISIBILITY = np.array([0, 2, 1])
 class PoseFile:
     """The persons of one pose file, in cell order."""
 
-    keypoints: np.ndarray  # (N, 14, 3) float32: 0-based x, y, COCO visibility
+    keypoints: np.ndarray  # (N, 14, 3) float64: 0-based x, y, COCO visibility
     boxes: np.ndarray  # (N, 4) float32: 0-based x1, y1, x2, y2 (inclusive pixels)
 
 
@@ -102,7 +102,7 @@ def read_pose_mat(path: str | os.PathLike, side_order: str = "right_first") -> P
                          record=f"person {i + 1}", field=f"boxes{{{i + 1}}}")
 
     labelled = in_image & (v > 0)
-    keypoints = np.zeros((n, NUM_JOINTS, 3), np.float32)
+    keypoints = np.zeros((n, NUM_JOINTS, 3), np.float64)  # MATLAB doubles, kept exact
     keypoints[..., 0] = np.where(labelled, x - 1, 0)
     keypoints[..., 1] = np.where(labelled, y - 1, 0)
     keypoints[..., 2] = _SWAP_VISIBILITY[np.where(labelled, v, 0).astype(np.intp)]
@@ -112,8 +112,6 @@ def read_pose_mat(path: str | os.PathLike, side_order: str = "right_first") -> P
 def write_pose_mat(path: str | os.PathLike, keypoints: np.ndarray, boxes: np.ndarray,
                    side_order: str = "right_first") -> None:
     """Write keypoints (N, 14, 3; COCO visibility) and boxes (N, 4) in the upstream format."""
-    import scipy.io
-
     order = _side_permutation(side_order)
     keypoints = np.asarray(keypoints, np.float64)
     boxes = np.asarray(boxes, np.float64)
@@ -136,4 +134,4 @@ def write_pose_mat(path: str | os.PathLike, keypoints: np.ndarray, boxes: np.nda
         joint_cells[0, i] = rows[i]
         box_cells[0, i] = boxes[i][None] + 1
     with atomic_open(path, "wb") as f:
-        scipy.io.savemat(f, {"joints": joint_cells, "boxes": box_cells}, do_compression=True)
+        save_mat(f, {"joints": joint_cells, "boxes": box_cells})

@@ -1,6 +1,6 @@
 """COCO keypoint AP (OKS) of a submission: an extra, NOT the paper's pose metric.
 
-The benchmark's pose metric is the paper's pose mAP (Table 1, :mod:`.metrics.pose_ap`). For
+The benchmark's pose metric is the paper's pose mAP (Table 1, :mod:`.pose_ap`). For
 readers who think in COCO terms, ``ppp score --coco-oks`` adds COCO's object keypoint
 similarity AP, computed by pycocotools' own ``COCOeval`` (``iouType="keypoints"``, COCO's
 defaults otherwise: OKS thresholds .50:.05:.95, at most 20 poses per image, COCO's
