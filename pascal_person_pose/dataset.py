@@ -35,6 +35,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -46,6 +47,7 @@ from pascal_person_pose.sources import voc
 _KEYPOINT_LENGTH = 3 * schema.NUM_JOINTS
 _VALID_PART_IDS = np.isin(np.arange(256), [*range(schema.NUM_PARTS), schema.IGNORE_LABEL])
 _VALID_FINE_IDS = np.isin(np.arange(256), [0, *schema.id2fine])
+_INVALID_PART_ID = (~_VALID_PART_IDS).astype(np.uint8)
 _NUMBER_TYPES = {int, float}  # exact types: a JSON true/false is a bool, not a number
 _MAX_SIDE = 1 << 16
 _SIDE = f"a positive integer up to {_MAX_SIDE}"
@@ -108,12 +110,18 @@ class Sample:
         """Part ids 0-6 per pixel (255 ignore), (H, W) uint8."""
         path = self.layout.parts(self.voc_id)
         labels = self._read_label_map(path)
-        # max() is a fast test; the exact one runs only when a value above 6 is present.
-        if labels.max() >= schema.NUM_PARTS and not _VALID_PART_IDS[labels].all():
+        # max() is a fast test; the exact one (a table lookup) runs only when a value above
+        # 6 is present, as the ignore label 255 often is.
+        if labels.max() >= schema.NUM_PARTS and cv2.LUT(labels, _INVALID_PART_ID).any():
             bad = np.unique(labels[~_VALID_PART_IDS[labels]])
             raise InputError(path, f"values {bad.tolist()[:10]} are not part ids "
                                    f"(0-{schema.NUM_PARTS - 1}, {schema.IGNORE_LABEL} ignore)")
         return labels
+
+    def unchecked_part_map(self) -> np.ndarray:
+        """The stored part map without the value check, for a caller that checks the values
+        in its own pass over the pixels (scoring does, while counting)."""
+        return self._read_label_map(self.layout.parts(self.voc_id))
 
     @cached_property
     def fine_part_map(self) -> np.ndarray | None:
@@ -144,11 +152,7 @@ class Sample:
     def _read_label_map(self, path: Path) -> np.ndarray:
         """One 8-bit channel of label values, as written by ``ppp prepare`` (the index of a
         palette PNG, or grayscale values): no colour decoding, unlike the upstream PNGs."""
-        image = voc.open_image(path)
-        if image.mode not in ("L", "P"):
-            raise InputError(path, f"label PNG has mode {image.mode}; expected one 8-bit "
-                                   "channel of label values (L or P)")
-        labels = np.array(image)
+        labels = voc.read_label_values(path)
         self._check_shape(path, labels)
         return labels
 

@@ -1,28 +1,33 @@
-"""How fast is `ppp score` on a val-sized split, and how does pose scoring compare with COCOeval?
+"""How fast is `ppp score` on a val-sized split, beside the implementation before issue 10,
+pycocotools and faster-coco-eval, each as a whole process, in the same run?
 
 Builds a synthetic case in the canonical format (docs/formats.md) with the size of the
-PASCAL-Person-Part val split: 1817 images around 500x375, about 3,500 persons painted with
-the 6 part classes, about 10,000 predicted poses (jittered duplicates of every person plus
-false positives) and a predicted part map per image. Then, in this process:
+PASCAL-Person-Part val split: 1817 images around 500x375, about 3,500 persons painted with the 6 part classes, about
+10,000 predicted poses (jittered duplicates of every person plus false positives) and a
+predicted part map per image. GT part maps are palette PNGs as ``ppp prepare`` writes them,
+predicted ones as ``write_submission`` writes them. Then it runs, ``--repeat`` times each
+(the best run counts: the machine is shared):
 
-- scores it end to end with :func:`pascal_person_pose.scoring.score` (read, validate, pose
-  mAP, ADK, part mIOU, mIOU by size), the number the <= 10 s target is about;
-- times the phases on their own;
-- runs pycocotools' COCOeval (``iouType="keypoints"``, our 14 sigmas) on the same persons
-  and predictions (evaluate + accumulate; building its index is not counted) and prints
-  the ratio to our pose mAP + ADK (target: at least 3x faster).
+- ``ppp score DATA SUB`` of this tree: every metric (pose mAP, ADK, part mIOU, mIOU by size),
+  imports, reading and validation included; target <= 2.5 s wall on 2 cores;
+- the same command of the tree at ``--baseline-rev`` (default: the commit before issue 10),
+  extracted with ``git archive`` into a temporary folder;
+- pycocotools' and faster-coco-eval's COCOeval (``iouType="keypoints"``, our 14 sigmas) on
+  the same GT and ``pose.json``: load, evaluate, accumulate, summarize (poses only);
+- ``--memory``: the peak resident memory of ``ppp score`` on the first N images of the case
+  for each N given, to show that memory does not grow with the number of images.
 
-Usage: ``python benchmark/perf/score_speed.py [--images 1817] [--workdir DIR]``; with
-``--workdir`` the generated case is kept and reused by later runs.
+Usage: ``python benchmark/perf/score_speed.py [--images 1817] [--workdir DIR]
+[--memory 227 454 908 1817]``; with ``--workdir`` the generated case is kept and reused.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +37,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pascal_person_pose import layout, schema
-from pascal_person_pose.submission import write_submission_files
+from pascal_person_pose.sources import person_part
+from pascal_person_pose.submission import encode_part_map, write_submission_files
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINE_REV = "ad5b214"  # main before issue 10 (float32, 65k-bin part counts)
 
 # A standing person in its box (fractions of width, height), right side on the image's left.
 _TEMPLATE = np.array([(0.5, 0.04), (0.5, 0.18), (0.3, 0.2), (0.12, 0.38), (0.12, 0.55),
@@ -122,7 +131,7 @@ def build_case(root: Path, submission: Path, n_images: int, seed: int) -> dict:
         canonical.image(voc_id).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(canonical.image(voc_id)), colours[..., ::-1],
                     [cv2.IMWRITE_JPEG_QUALITY, 80])
-        _write_png(canonical.parts(voc_id), parts)
+        person_part.write_label_png(canonical.parts(voc_id), parts)  # palette, as prepared
         _write_png(canonical.instances(voc_id), instances)
     coco = {"images": images, "annotations": annotations,
             "categories": [schema.coco_category()], "part_categories": schema.part_categories()}
@@ -132,61 +141,115 @@ def build_case(root: Path, submission: Path, n_images: int, seed: int) -> dict:
                 "keypoints": [float(v) for v in np.concatenate(
                     [p * (s[:, None] > 0), s[:, None]], axis=1).ravel()],
                 "score": float(s.mean())} for i, p, s in poses]
-    pngs = {}
-    for voc_id, labels in pred_parts.items():
-        ok, data = cv2.imencode(".png", labels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        pngs[voc_id] = data.tobytes()
+    pngs = {voc_id: encode_part_map(labels, voc_id) for voc_id, labels in pred_parts.items()}
     write_submission_files(submission, records, pngs, {"method": "jittered ground truth"})
     return {"images": len(images), "persons": len(annotations), "poses": len(records)}
 
 
-@contextlib.contextmanager
-def _timed(timings: dict, name: str):
-    """Record wall and CPU seconds (all threads) of a block: on a shared machine the CPU
-    time shows the cost, the wall time what a user waits."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    yield
-    timings[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+_COCO_SCRIPT = """
+import contextlib, io, json, sys
+import numpy as np
+from {module} import COCO
+from {evaluator_module} import {evaluator}
+gt_file, dt_file, sigmas = sys.argv[1], sys.argv[2], np.array(json.loads(sys.argv[3]))
+with contextlib.redirect_stdout(io.StringIO()):
+    gt = COCO(gt_file)
+    dt = gt.loadRes(dt_file)
+    ev = {evaluator}(gt, dt, iouType="keypoints"{sigma_arg})
+    ev.params.kpt_oks_sigmas = sigmas
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+print(json.dumps({{"AP": float(ev.stats[0])}}))
+"""
+PYCOCOTOOLS = _COCO_SCRIPT.format(module="pycocotools.coco",
+                                  evaluator_module="pycocotools.cocoeval",
+                                  evaluator="COCOeval", sigma_arg="")
+FASTER_COCO_EVAL = _COCO_SCRIPT.format(module="faster_coco_eval",
+                                       evaluator_module="faster_coco_eval",
+                                       evaluator="COCOeval_faster",
+                                       sigma_arg=", kpt_oks_sigmas=sigmas")
+PPP = "from pascal_person_pose.cli import main; main()"
 
 
-def run(root: Path, submission: Path) -> dict:
-    from pascal_person_pose.metrics.coco_oks import coco_evaluator
-    from pascal_person_pose.dataset import Dataset
-    from pascal_person_pose.metrics.adk import adk
-    from pascal_person_pose.metrics.pose_ap import pose_ap
-    from pascal_person_pose.scoring import pose_inputs, score, score_parts
-    from pascal_person_pose.submission import pose_arrays, read_submission, validate_submission
+# Peak RSS of a child includes what it inherited at fork: a big parent (this script holds
+# numpy, OpenCV, pycocotools) would inflate it. A bare interpreter forks the measured
+# command instead and reports its wait4 usage.
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"status": os.waitstatus_to_exitcode(status), "rss_mb": usage.ru_maxrss / 1024,
+               "cpu": usage.ru_utime + usage.ru_stime}, f)
+"""
 
-    timings: dict = {}
-    with _timed(timings, "score end to end"):
-        result = score(root, submission)
-    with _timed(timings, "  load dataset + read + validate"):
-        dataset = Dataset(root, "val")
-        sub = read_submission(submission)
-        validate_submission(sub, dataset, check_pixels=False)
-        arrays = pose_arrays(sub.poses)
-    with _timed(timings, "  pose mAP + ADK"):
-        gt, pred = pose_inputs(dataset, arrays)
-        pose_ap(gt, pred)
-        adk(gt, pred)
-    with _timed(timings, "  part mIOU + by size (PNG decoding included)"):
-        score_parts(dataset, sub)
-    evaluator = coco_evaluator(dataset.coco, sub.poses)
-    with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints its progress
-        with _timed(timings, "pycocotools COCOeval keypoints (evaluate + accumulate)"):
-            evaluator.evaluate()
-            evaluator.accumulate()
-    ours = timings["  pose mAP + ADK"]
-    coco = timings["pycocotools COCOeval keypoints (evaluate + accumulate)"]
-    return {"timings": timings, "ratio": (coco[0] / ours[0], coco[1] / ours[1]),
-            "total_ap": result["pose_ap"]["table"]["Total"], "miou": result["parts"]["miou"]}
+
+def measure(command: list[str], pythonpath: Path, repeat: int) -> dict:
+    """The best wall time over ``repeat`` runs of a whole process, with its CPU seconds (user
+    + system, all threads), peak resident memory and stdout."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    best: dict = {}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            usage_file = Path(tmp) / "usage.json"
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(usage_file),
+                                   *command], env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            usage = json.loads(usage_file.read_text())
+        if usage["status"]:
+            raise RuntimeError(f"{' '.join(command[:4])} failed: {done.stderr[-2000:]}")
+        run = {"wall": wall, "cpu": usage["cpu"], "rss_mb": usage["rss_mb"],
+               "stdout": done.stdout}
+        if not best or wall < best["wall"]:
+            best = run
+    return best
+
+
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The package as it was at ``rev``, extracted from git into ``into``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "pascal_person_pose"],
+                             check=True, capture_output=True).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def subset(root: Path, submission: Path, n: int, out: Path) -> tuple[Path, Path]:
+    """The first ``n`` images of the case (links to its files): for the memory curve."""
+    data, sub = out / f"data{n}", out / f"sub{n}"
+    if not (sub / "pose.json").exists():
+        coco = json.loads(layout.CanonicalLayout(root).annotations("val").read_text())
+        coco["images"] = coco["images"][:n]
+        ids = {im["id"] for im in coco["images"]}
+        coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+        target = layout.CanonicalLayout(data).annotations("val")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(coco))
+        for folder in ("images", "parts", "instances"):
+            (data / folder).symlink_to(root / folder)
+        (sub / "parts").mkdir(parents=True)
+        poses = json.loads((submission / "pose.json").read_text())
+        (sub / "pose.json").write_text(json.dumps([p for p in poses if p["image_id"] in ids]))
+        for im in coco["images"]:
+            name = f"{im['voc_id']}.png"
+            (sub / "parts" / name).symlink_to(submission / "parts" / name)
+    return data, sub
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=1817)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="keep the generated case here and reuse it")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV,
+                        help="the git revision whose `ppp score` is the baseline")
+    parser.add_argument("--memory", type=int, nargs="*", default=[],
+                        help="image counts for the peak-memory curve of `ppp score`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
@@ -195,16 +258,54 @@ def main() -> None:
             start = time.perf_counter()
             sizes = build_case(root, submission, args.images, args.seed)
             print(f"built {sizes} in {time.perf_counter() - start:.1f} s")
+        old = baseline_tree(args.baseline_rev, Path(tmp) / "baseline")
+        gt_file = layout.CanonicalLayout(root).annotations("val")
+        sigmas = json.dumps(sigma_list())
+        score = [sys.executable, "-c", PPP, "score", str(root), str(submission)]
         load_before = os.getloadavg()[0]
-        report = run(root, submission)
-    print(f"{'':<58} {'wall':>8} {'CPU':>8}")
-    for name, (wall, cpu) in report["timings"].items():
-        print(f"{name:<58} {wall:6.2f} s {cpu:6.2f} s")
-    wall, cpu = report["ratio"]
-    print(f"COCOeval / (pose mAP + ADK): {wall:.1f}x wall, {cpu:.1f}x CPU")
-    print(f"(sanity: Total AP {report['total_ap']:.1f}, mIOU {report['miou']:.1f}; "
-          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after)")
+        runs = {
+            "ppp score, this tree (all metrics)": measure(score, REPO, args.repeat),
+            f"ppp score at {args.baseline_rev} (all metrics)":
+                measure(score, old, args.repeat),
+            "pycocotools COCOeval keypoints (poses only)": measure(
+                [sys.executable, "-c", PYCOCOTOOLS, str(gt_file),
+                 str(submission / "pose.json"), sigmas], REPO, args.repeat),
+            "faster-coco-eval keypoints (poses only)": measure(
+                [sys.executable, "-c", FASTER_COCO_EVAL, str(gt_file),
+                 str(submission / "pose.json"), sigmas], REPO, args.repeat),
+        }
+        memory = {}
+        for n in args.memory:
+            data, sub = subset(root, submission, n, work / "memory")
+            memory[n] = measure([sys.executable, "-c", PPP, "score", str(data),
+                                          str(sub)], REPO, 1)
+        load_after = os.getloadavg()[0]
+    ours = runs["ppp score, this tree (all metrics)"]
+    print(f"{'whole process, best of ' + str(args.repeat):<50} {'wall':>8} {'CPU':>8} "
+          f"{'peak RSS':>9} {'wall vs ours':>13}")
+    for name, run in runs.items():
+        print(f"{name:<50} {run['wall']:6.2f} s {run['cpu']:6.2f} s {run['rss_mb']:6.0f} MB "
+              f"{run['wall'] / ours['wall']:12.2f}x")
+    for n, run in memory.items():
+        print(f"memory: ppp score on {n:>5} images: peak RSS {run['rss_mb']:6.0f} MB, "
+              f"{run['wall']:.2f} s")
+    print(f"sanity: {_summary_line(ours['stdout'])}")
+    print(f"(target: this tree <= 2.5 s wall; {os.cpu_count()} CPUs, load average "
+          f"{load_before:.1f} before, {load_after:.1f} after)")
+
+
+def sigma_list() -> list[float]:
+    from pascal_person_pose.metrics.coco_oks import sigmas
+
+    return sigmas().tolist()
+
+
+def _summary_line(stdout: str) -> str:
+    """The Total AP and mIOU lines of `ppp score`'s tables."""
+    lines = stdout.splitlines()
+    keep = [lines[i + 2].split() for i, line in enumerate(lines)
+            if line.startswith(("Table 1", "Table 3")) and i + 2 < len(lines)]
+    return "; ".join(f"{row[-1]}" for row in keep) + " (Table 1 Total, Table 3 Ave.)"
 
 
 if __name__ == "__main__":

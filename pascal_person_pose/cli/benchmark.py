@@ -1,5 +1,5 @@
-"""`ppp validate`, `ppp score`, `ppp nms`, `ppp leaderboard`, `ppp challenge-bundle`: the
-benchmark's jobs.
+"""`ppp validate`, `ppp score`, `ppp compare`, `ppp analyze`, `ppp nms`, `ppp leaderboard`,
+`ppp challenge-bundle`: the benchmark's jobs.
 
 Thin: parse, call :mod:`..submission`, :mod:`..scoring`, :mod:`..leaderboard`, print. A
 submission with problems prints one line per problem on stderr and exits 2.
@@ -18,7 +18,7 @@ from pascal_person_pose.cli.conventions import (AbsolutePath, ByteSize, quiet_op
                                                  show_progress)
 from pascal_person_pose.layout import SPLITS
 from pascal_person_pose.limits import SubmissionLimits
-from pascal_person_pose.metrics.pose_ap import ALPHA, MIN_IOU
+from pascal_person_pose.metrics.pose_ap import ALPHA, JITTER, MIN_IOU
 from pascal_person_pose.metrics.pose_nms import NMS_LIMITS
 from pascal_person_pose.schema import SIZE_THRESHOLDS
 
@@ -121,11 +121,20 @@ def validate(root: Path, submission: Path, split: str, limits: SubmissionLimits)
               help="Pose mAP: pose-box IoU a match must exceed.")
 @click.option("--size-thresholds", default=",".join(map(str, SIZE_THRESHOLDS)), show_default=True,
               callback=_thresholds, help="mIOU by size: XS/S/M/L bounds (fractions of the image).")
+@click.option("--details", type=AbsolutePath(dir_okay=False),
+              help="Write per-image records (JSON lines: each person's match, distances, "
+                   "hits, ADK terms; each prediction's assignment; part confusion) here.")
+@click.option("--bootstrap", "resamples", type=click.IntRange(min=1),
+              help="Add a 95% interval to every table number: N bootstrap resamples of the "
+                   "split's images (percentile method).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap resamples.")
 @quiet_option
 @_limits
 def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_oks: bool,
           add_to: Path | None, method: str | None, replace: bool, alpha: float,
-          min_iou: float, size_thresholds: tuple[float, ...], limits: SubmissionLimits) -> None:
+          min_iou: float, size_thresholds: tuple[float, ...], details: Path | None,
+          resamples: int | None, seed: int, limits: SubmissionLimits) -> None:
     """Score SUBMISSION on the SPLIT of ROOT and print the paper's tables.
 
     Every number is defined, with its parameters and defaults, in docs/metrics.md.
@@ -146,18 +155,102 @@ def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_
         try:
             scores = score_submission(root, sub, split, alpha=alpha, min_iou=min_iou,
                                       size_thresholds=size_thresholds, coco_oks=coco_oks,
-                                      progress=show_progress())
+                                      progress=show_progress(), details=details,
+                                      resamples=resamples, seed=seed)
         except InvalidSubmission as e:
             _fail(e.problems)
     click.echo(leaderboard.score_tables_text(scores, method or "submission"))
+    if resamples:
+        from pascal_person_pose.bootstrap import interval_lines
+
+        click.echo("\n".join(interval_lines(scores["intervals"], scores["bootstrap"])) + "\n")
     if json_out:
         atomic.write_json(json_out, scores, indent=2)
         if json_out != "-":
             click.echo(f"wrote {json_out}")
+    if details:
+        click.echo(f"wrote {details}")
     if add_to:
         citation = meta.get("paper") or meta.get("url") or ""
         doc = results.result_from_score(scores, method, citation, meta or None)
         click.echo(f"wrote {results.add_result(add_to, doc, replace=replace)}")
+
+
+@click.command()
+@_ROOT
+@click.argument("submission_a", type=AbsolutePath(exists=True))
+@click.argument("submission_b", type=AbsolutePath(exists=True))
+@_SPLIT
+@click.option("--resamples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Bootstrap resamples of the split's images (the same for both).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", type=AbsolutePath(dir_okay=False),
+              help="Write the comparison here.")
+@quiet_option
+@_limits
+def compare(root: Path, submission_a: Path, submission_b: Path, split: str, resamples: int,
+            seed: int, json_out: Path | None, limits: SubmissionLimits) -> None:
+    """Compare SUBMISSION_A with SUBMISSION_B on every table number: A - B, its paired
+    bootstrap interval (95%, resampling images) and p-value."""
+    from pascal_person_pose import atomic
+    from pascal_person_pose.bootstrap import compare as compare_evaluations
+    from pascal_person_pose.bootstrap import comparison_lines
+    from pascal_person_pose.scoring import evaluation
+    from pascal_person_pose.submission import InvalidSubmission, read_submission
+
+    with read_submission(submission_a, limits) as sub_a, \
+            read_submission(submission_b, limits) as sub_b:
+        try:
+            a, b = (evaluation(root, s, split, progress=show_progress()) for s in (sub_a, sub_b))
+        except InvalidSubmission as e:
+            _fail(e.problems)
+    result = compare_evaluations(a.statistics, b.statistics, a.summarize(), b.summarize(),
+                                 resamples, seed)
+    names = [_name(a.submission, "A"), _name(b.submission, "B")]
+    if names[0] == names[1]:
+        names = ["A", "B"]
+    click.echo("\n".join(comparison_lines(result, *names)))
+    if json_out:
+        atomic.write_json(json_out, {"a": str(submission_a), "b": str(submission_b),
+                                     "split": split, **result}, indent=2)
+        click.echo(f"wrote {json_out}")
+
+
+@click.command()
+@_ROOT
+@_SUBMISSION
+@_SPLIT
+@click.option("--out", type=AbsolutePath(file_okay=False), required=True,
+              help="Folder for report.html, the plots and analysis.json.")
+@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=ALPHA,
+              show_default=True, help="A joint is good within alpha x the GT head size.")
+@click.option("--jitter", type=click.FloatRange(0, min_open=True), default=JITTER,
+              show_default=True, help="A near miss lies within this many head sizes.")
+@quiet_option
+@_limits
+def analyze(root: Path, submission: Path, split: str, out: Path, alpha: float,
+            jitter: float, limits: SubmissionLimits) -> None:
+    """Diagnose SUBMISSION's errors on the SPLIT of ROOT: pose error types by joint and
+    person size, the AP each costs, part confusion, mIOU by size, worst images."""
+    from pascal_person_pose.analysis import Analysis
+    from pascal_person_pose.scoring import evaluation
+    from pascal_person_pose.submission import InvalidSubmission, read_submission
+
+    if jitter <= alpha:
+        raise click.BadParameter(f"must exceed --alpha ({alpha})", param_hint="--jitter")
+    with read_submission(submission, limits) as sub:
+        try:
+            evaluated = evaluation(root, sub, split, alpha=alpha, progress=show_progress())
+        except InvalidSubmission as e:
+            _fail(e.problems)
+        analysis = Analysis(evaluated, jitter=jitter)
+        analysis.run()
+    for path in analysis.write_report(out):
+        click.echo(f"wrote {path}")
+
+
+def _name(submission, default: str) -> str:
+    return (submission.meta or {}).get("method") or default
 
 
 @click.command()
@@ -221,4 +314,4 @@ def challenge_bundle(root: Path, split: str, out: Path, title: str | None, docke
     click.echo(f"wrote {path}: upload it at Codabench (Benchmarks > Management > Upload)")
 
 
-COMMANDS = [validate, score, nms, leaderboard_command, challenge_bundle]
+COMMANDS = [validate, score, compare, analyze, nms, leaderboard_command, challenge_bundle]

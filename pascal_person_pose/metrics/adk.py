@@ -25,6 +25,7 @@ whose ``pose_annotated`` is false).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,8 +35,17 @@ from pascal_person_pose.metrics.pose_boxes import (FOREHEAD, NECK, best_in_group
 from pascal_person_pose.schema import ADK_COLUMNS, JOINT_NAMES, name2joint
 
 
-def adk(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> dict:
-    """ADK in percent: ``{"per_joint", "table", "unmatched_gt", "skipped_gt", "params"}``.
+@dataclass(frozen=True)
+class AdkMatches:
+    """Per GT pose of the stacked split: its prediction and its per-joint ADK terms."""
+
+    usable: np.ndarray  # (G,) bool: forehead and neck labelled, apart
+    gt_to_pred: np.ndarray  # (G,) stacked prediction index; -1 unmatched or not usable
+    term: np.ndarray  # (G, 14) distance / (head size / 2); NaN where not counted
+
+
+def adk_matches(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> AdkMatches:
+    """Match every usable GT pose to its best-overlapping prediction; its ADK terms.
 
     ``gt[i]``: ``(G_i, 14, 3)`` keypoints with COCO visibility; ``pred[i]``: ``(P_i, 14, 3)``
     keypoints with joint scores, for the same image ``i``.
@@ -54,12 +64,18 @@ def adk(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> dict:
     best = best[iou[best] > 0]
     g, p = gt_index[best], pred[best]
 
+    gt_to_pred = np.full(len(gt_kp), -1, dtype=np.intp)
+    gt_to_pred[g] = p
+    term = np.full(gt_kp.shape[:2], np.nan)
     counted = (gt_kp[g, :, 2] > 0) & (pred_kp[p, :, 2] > 0)
     distance = np.hypot(pred_kp[p, :, 0] - gt_kp[g, :, 0],
                         pred_kp[p, :, 1] - gt_kp[g, :, 1]) / scale[g, None]
-    total = np.where(counted, distance, 0.0).sum(axis=0)
-    count = counted.sum(axis=0)
+    term[g] = np.where(counted, distance, np.nan)
+    return AdkMatches(usable=usable, gt_to_pred=gt_to_pred, term=term)
 
+
+def adk_table(total: np.ndarray, count: np.ndarray) -> dict:
+    """``{"per_joint", "table"}`` in percent from per-joint sums and counts of ADK terms."""
     def pooled(joints: Sequence[str]) -> float:
         idx = [name2joint[n].index for n in joints]
         n = count[idx].sum()
@@ -68,7 +84,18 @@ def adk(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> dict:
     table = {column: pooled(joints) for column, joints in ADK_COLUMNS.items()}
     table["Ave."] = mean_of_defined(np.array(list(table.values())))
     return {"per_joint": {name: nullable(pooled((name,))) for name in JOINT_NAMES},
-            "table": {column: nullable(v) for column, v in table.items()},
-            "unmatched_gt": int(usable.sum() - len(best)),
-            "skipped_gt": int((~usable).sum()),
+            "table": {column: nullable(v) for column, v in table.items()}}
+
+
+def adk(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> dict:
+    """ADK in percent: ``{"per_joint", "table", "unmatched_gt", "skipped_gt", "params"}``.
+
+    ``gt[i]``: ``(G_i, 14, 3)`` keypoints with COCO visibility; ``pred[i]``: ``(P_i, 14, 3)``
+    keypoints with joint scores, for the same image ``i``.
+    """
+    matches = adk_matches(gt, pred)
+    counted = ~np.isnan(matches.term)
+    return {**adk_table(np.where(counted, matches.term, 0).sum(axis=0), counted.sum(axis=0)),
+            "unmatched_gt": int((matches.usable & (matches.gt_to_pred < 0)).sum()),
+            "skipped_gt": int((~matches.usable).sum()),
             "params": {}}

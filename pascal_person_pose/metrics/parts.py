@@ -1,4 +1,4 @@
-"""Part segmentation IoU over a split, overall and by person size (paper Sec. 4.3; docs/metrics.md).
+"""Part segmentation IoU over a split, overall and by person size (paper Sec. 4.3, Table 4).
 
 Both metrics accumulate confusion matrices over every pixel of the split (rows: GT class,
 columns: predicted class) and only then take IoU_c = TP / (TP + FP + FN), so a class is
@@ -14,20 +14,43 @@ XS < 0.5% <= S < 2% <= M < 8% <= L). A person's region is the tight inclusive pi
 instance mask; a bucket's confusion matrix covers the union of its persons' regions in each
 image, where pixels of persons from other buckets are ignored (background pixels inside
 the region count). A bucket without persons has a null mIOU and count 0.
+
+:class:`PartCounter` counts one image in one pass: each pixel gets one small code (which
+buckets' regions it lies in, its GT class, its predicted class) and one histogram of at
+most 16 x 9 x 8 = 1,152 bins (4 size buckets) yields the overall and every bucket's confusion matrix, and
+the value checks, together. The work is done by OpenCV calls that release the GIL, so
+threads scoring different images run in parallel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from pascal_person_pose.metrics.summaries import mean_of_defined, nullable
 from pascal_person_pose.schema import (IGNORE_LABEL, NUM_PARTS, PART_NAMES, SIZE_BUCKETS,
                                        SIZE_THRESHOLDS, size_bucket)
 
 LEVELS = 256  # label maps are 8-bit images: ids 0-6 and the ignore label fit in a byte
+NUM_BUCKETS = len(SIZE_BUCKETS)
+MAX_BUCKETS = 8  # a pixel's set of buckets is a bit mask in one byte
+_GT_CODES = NUM_PARTS + 2  # classes, then "ignored", then "not a legal GT value"
+_PRED_CODES = NUM_PARTS + 1  # classes, then "not a legal prediction"
+_PAIRS = _GT_CODES * _PRED_CODES
+_EXACT_COUNTS = 1 << 24  # OpenCV histograms count in float32: exact below 2**24 pixels
+_PRED_LUT = np.full(LEVELS, NUM_PARTS, np.uint8)
+_PRED_LUT[:NUM_PARTS] = np.arange(NUM_PARTS)
+
+
+class PartCounts(NamedTuple):
+    """The pixel counts of one image (or a sum of images)."""
+
+    confusion: np.ndarray  # (7, 7) int64, rows GT class, columns predicted class
+    by_size: np.ndarray  # (B, 7, 7) int64, the confusion within each bucket's regions
+    persons: np.ndarray  # (B,) int64, persons per bucket (B = 4 with the table's buckets)
 
 
 def _labels(values: np.ndarray, what: str) -> np.ndarray:
@@ -42,25 +65,28 @@ def _labels(values: np.ndarray, what: str) -> np.ndarray:
     return values.astype(np.uint8)
 
 
-def _pair_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Pixel counts of every (GT value, predicted value) pair: one bincount pass."""
-    pairs = (gt.astype(np.uint16) << 8) | pred
-    return np.bincount(pairs.ravel(), minlength=LEVELS * LEVELS).reshape(LEVELS, LEVELS)
+def _instance_ids(instances: np.ndarray) -> np.ndarray:
+    """The instance map as uint8 ids (renumbered, keeping 0, when ids exceed 255)."""
+    instances = np.asarray(instances)
+    if instances.dtype == np.uint8:
+        return instances
+    if not np.issubdtype(instances.dtype, np.integer) or (
+            instances.size and instances.min() < 0):
+        raise ValueError("instance map must hold non-negative integer ids")
+    if not instances.size or instances.max() < LEVELS:
+        return instances.astype(np.uint8)
+    ids, inverse = np.unique(instances, return_inverse=True)
+    if len(ids) > LEVELS:
+        raise ValueError(f"instance map holds more than {LEVELS - 1} persons")
+    return (inverse.reshape(instances.shape) + (ids[0] != 0)).astype(np.uint8)
 
 
-def _confusion(counts: np.ndarray, num_classes: int, ignore: int) -> np.ndarray:
-    """The confusion matrix within pair counts, after checking that every value is legal."""
-    if counts[:, num_classes:].any():
-        raise ValueError(f"prediction holds values outside 0-{num_classes - 1}")
-    illegal = np.ones(LEVELS, dtype=bool)
-    illegal[:num_classes] = False
-    illegal[ignore] = False
-    if counts[illegal].any():
-        raise ValueError(f"GT map holds values outside 0-{num_classes - 1} and {ignore}")
-    cm = counts[:num_classes, :num_classes].astype(np.int64)
-    if ignore < num_classes:  # ignoring a class id: its GT pixels are left out
-        cm[ignore] = 0
-    return cm
+def _histogram(codes: np.ndarray, bins: int) -> np.ndarray:
+    """Counts of the values 0..bins-1 of a uint8/uint16 array, int64."""
+    if codes.size >= _EXACT_COUNTS:
+        return np.bincount(codes.ravel(), minlength=bins)
+    hist = cv2.calcHist([np.ascontiguousarray(codes)], [0], None, [bins], [0, bins])
+    return hist.ravel().astype(np.int64)
 
 
 def _check_params(num_classes: int, ignore: int) -> None:
@@ -69,48 +95,182 @@ def _check_params(num_classes: int, ignore: int) -> None:
                          f"and {ignore}")
 
 
+def _check_thresholds(thresholds: Sequence[float], table: bool) -> tuple[float, ...]:
+    """Increasing thresholds: 3 for the table's buckets, else up to 7 (finer curves)."""
+    bounds = tuple(float(t) for t in thresholds)
+    if table and len(bounds) != NUM_BUCKETS - 1 or np.any(np.diff(bounds) <= 0):
+        raise ValueError(f"thresholds must be {NUM_BUCKETS - 1} increasing fractions "
+                         f"for the buckets {', '.join(SIZE_BUCKETS)}, got {thresholds}")
+    if not 0 < len(bounds) < MAX_BUCKETS:
+        raise ValueError(f"thresholds must be 1 to {MAX_BUCKETS - 1} increasing fractions, "
+                         f"got {thresholds}")
+    return bounds
+
+
+class PartCounter:
+    """Counts one image's pixels for part IoU and IoU by person size, in one pass.
+
+    ``thresholds``: the table's 3 by default; up to 7 for finer size curves.
+    """
+
+    def __init__(self, thresholds: Sequence[float] = SIZE_THRESHOLDS,
+                 ignore: int = IGNORE_LABEL):
+        self.thresholds = _check_thresholds(thresholds, table=False)
+        self.buckets = len(self.thresholds) + 1
+        self._memberships = 1 << self.buckets
+        # _in_bucket[b, m]: the membership set m includes bucket b
+        self._in_bucket = (np.arange(self._memberships)[None, :]
+                           >> np.arange(self.buckets)[:, None]) & 1
+        _check_params(NUM_PARTS, ignore)
+        self.ignore = ignore
+        gt_lut = np.full(LEVELS, (NUM_PARTS + 1) * _PRED_CODES, np.uint8)  # illegal GT value
+        gt_lut[:NUM_PARTS] = np.arange(NUM_PARTS) * _PRED_CODES
+        gt_lut[ignore] = NUM_PARTS * _PRED_CODES  # may be a class id: then that class is ignored
+        self._gt_lut = gt_lut
+
+    def count(self, gt_map: np.ndarray, pred_map: np.ndarray,
+              instance_map: np.ndarray | None = None) -> PartCounts:
+        """The counts of one image; without an instance map, no person (by size stays 0).
+
+        Raises ValueError for maps of different shapes or illegal values.
+        """
+        gt, pred = _labels(gt_map, "GT map"), _labels(pred_map, "prediction")
+        if gt.shape != pred.shape:
+            raise ValueError(f"GT map {gt.shape} and prediction {pred.shape} differ in shape")
+        pairs = cv2.add(cv2.LUT(gt, self._gt_lut), cv2.LUT(pred, _PRED_LUT))
+        persons = np.zeros(self.buckets, np.int64)
+        if instance_map is None:
+            hist = _histogram(pairs, _PAIRS)[None]
+        else:
+            instances = _instance_ids(instance_map)
+            if instances.shape != gt.shape:
+                raise ValueError(f"GT map {gt.shape}, prediction {pred.shape} and instance map "
+                                 f"{instances.shape} differ in shape")
+            region, persons = self._membership(instances)
+            if region is None:
+                hist = _histogram(pairs, _PAIRS)[None]
+            else:
+                rows, cols, membership = region
+                codes = pairs.astype(np.uint16)
+                codes[rows, cols] += membership.astype(np.uint16) * _PAIRS
+                hist = _histogram(codes, self._memberships * _PAIRS).reshape(
+                    self._memberships, _PAIRS)
+        return self._counts(hist, persons)
+
+    def _membership(self, instances: np.ndarray) -> tuple[tuple | None, np.ndarray]:
+        """The persons per bucket and, where persons are, each pixel's set of buckets whose
+        regions it counts in (a 4-bit mask) as ``(rows, cols, mask)``; None without persons.
+        Only the tight window around all persons is visited."""
+        left, top, width, height = cv2.boundingRect(instances)
+        if not width:
+            return None, np.zeros(self.buckets, np.int64)
+        rows, cols = slice(top, top + height), slice(left, left + width)
+        window = np.ascontiguousarray(instances[rows, cols])
+        pixels = _histogram(window, LEVELS)
+        ids = np.flatnonzero(pixels[1:]) + 1
+        buckets = size_bucket(pixels[ids] / instances.size, self.thresholds)
+        membership = np.zeros(window.shape, np.uint8)
+        for person, bucket in zip(ids, buckets):
+            mask = window if len(ids) == 1 else (window == person).view(np.uint8)
+            x, y, w, h = cv2.boundingRect(mask)
+            membership[y:y + h, x:x + w] |= np.uint8(1 << bucket)
+        # A pixel of a person counts only in its own bucket's regions; background in all.
+        readable = np.zeros(LEVELS, np.uint8)
+        readable[0] = self._memberships - 1
+        readable[ids] = 1 << buckets
+        membership &= cv2.LUT(window, readable)
+        return (rows, cols, membership), np.bincount(buckets, minlength=self.buckets).astype(
+            np.int64)
+
+    def _counts(self, hist: np.ndarray, persons: np.ndarray) -> PartCounts:
+        """Confusion matrices from the histogram rows (one per membership set)."""
+        cells = hist.reshape(len(hist), _GT_CODES, _PRED_CODES)
+        if cells[:, :, NUM_PARTS].any():
+            raise ValueError(f"prediction holds values outside 0-{NUM_PARTS - 1}")
+        if cells[:, NUM_PARTS + 1].any():
+            raise ValueError(f"GT map holds values outside 0-{NUM_PARTS - 1} and the ignore "
+                             "label")
+        confusion = cells[:, :NUM_PARTS, :NUM_PARTS]
+        by_size = np.zeros((self.buckets, NUM_PARTS, NUM_PARTS), np.int64)
+        if len(hist) > 1:
+            by_size = np.tensordot(self._in_bucket, confusion, axes=1)
+        return PartCounts(confusion.sum(axis=0), by_size, persons)
+
+
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int = NUM_PARTS,
                      ignore: int = IGNORE_LABEL) -> np.ndarray:
     """Pixel counts ``(num_classes, num_classes)`` int64, rows GT class, columns predicted.
 
     Maps are 8-bit label maps of equal shape; GT pixels equal to ``ignore`` are left out.
+    Any ``num_classes`` up to 256 works (the part metrics use 7).
     """
     _check_params(num_classes, ignore)
+    if num_classes == NUM_PARTS:
+        return PartCounter(ignore=ignore).count(gt, pred).confusion
     gt, pred = _labels(gt, "GT map"), _labels(pred, "prediction")
     if gt.shape != pred.shape:
         raise ValueError(f"GT map {gt.shape} and prediction {pred.shape} differ in shape")
-    return _confusion(_pair_counts(gt, pred), num_classes, ignore)
+    counts = np.bincount(((gt.astype(np.int64) << 8) | pred).ravel(),
+                         minlength=LEVELS * LEVELS).reshape(LEVELS, LEVELS)
+    if counts[:, num_classes:].any():
+        raise ValueError(f"prediction holds values outside 0-{num_classes - 1}")
+    legal = np.zeros(LEVELS, bool)
+    legal[:num_classes] = legal[ignore] = True
+    if counts[~legal].any():
+        raise ValueError(f"GT map holds values outside 0-{num_classes - 1} and {ignore}")
+    counts[ignore] = 0
+    return counts[:num_classes, :num_classes]
 
 
 def iou_from_confusion(cm: np.ndarray) -> np.ndarray:
-    """Per-class IoU (a fraction) from a confusion matrix; NaN where TP + FP + FN = 0."""
+    """Per-class IoU (a fraction) from confusion matrices ``(..., C, C)``; NaN where
+    TP + FP + FN = 0."""
     cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    union = cm.sum(axis=-2) + cm.sum(axis=-1) - tp
     return np.divide(tp, union, out=np.full_like(tp, np.nan), where=union > 0)
 
 
-def _summary(cm: np.ndarray) -> tuple[dict[str, float | None], float]:
+def miou(cm: np.ndarray) -> np.ndarray:
+    """Mean IoU in percent of confusion matrices ``(..., C, C)`` over their defined classes."""
     iou = 100 * iou_from_confusion(cm)
-    return {name: nullable(v) for name, v in zip(PART_NAMES, iou)}, mean_of_defined(iou)
+    defined = ~np.isnan(iou)
+    count = defined.sum(axis=-1)
+    total = np.where(defined, iou, 0).sum(axis=-1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
+def parts_result(confusion: np.ndarray) -> dict:
+    """``{"per_class": {part: IoU}, "miou"}`` in percent from a split's confusion matrix."""
+    iou = 100 * iou_from_confusion(confusion)
+    return {"per_class": {name: nullable(v) for name, v in zip(PART_NAMES, iou)},
+            "miou": nullable(mean_of_defined(iou))}
+
+
+def parts_by_size_result(by_size: np.ndarray, persons: np.ndarray,
+                         thresholds: Sequence[float]) -> dict:
+    """``{"XS", "S", "M", "L": mIOU or None, "counts", "thresholds"}`` from summed counts."""
+    out: dict = {name: nullable(float(miou(cm))) if count else None
+                 for name, cm, count in zip(SIZE_BUCKETS, by_size, persons)}
+    out["counts"] = {name: int(c) for name, c in zip(SIZE_BUCKETS, persons)}
+    out["thresholds"] = [float(t) for t in thresholds]
+    return out
 
 
 class PartIoU:
     """Part IoU over a split: ``update`` per image, then ``result`` (percent)."""
 
     def __init__(self, ignore: int = IGNORE_LABEL):
-        _check_params(NUM_PARTS, ignore)
+        self._counter = PartCounter(ignore=ignore)
         self.ignore = ignore
         self.confusion = np.zeros((NUM_PARTS, NUM_PARTS), dtype=np.int64)
 
     def update(self, gt_map: np.ndarray, pred_map: np.ndarray) -> None:
-        self.confusion += confusion_matrix(gt_map, pred_map, NUM_PARTS, self.ignore)
+        self.confusion += self._counter.count(gt_map, pred_map).confusion
 
     def result(self) -> dict:
         """``{"per_class": {part: IoU}, "miou", "params"}``; undefined values are None."""
-        per_class, miou = _summary(self.confusion)
-        return {"per_class": per_class, "miou": nullable(miou),
-                "params": {"ignore": self.ignore}}
+        return {**parts_result(self.confusion), "params": {"ignore": self.ignore}}
 
 
 class PartIoUBySize:
@@ -118,59 +278,19 @@ class PartIoUBySize:
 
     def __init__(self, thresholds: Sequence[float] = SIZE_THRESHOLDS,
                  ignore: int = IGNORE_LABEL):
-        self.thresholds = tuple(float(t) for t in thresholds)
-        if len(self.thresholds) != len(SIZE_BUCKETS) - 1 or np.any(
-                np.diff(self.thresholds) <= 0):
-            raise ValueError(f"thresholds must be {len(SIZE_BUCKETS) - 1} increasing fractions "
-                             f"for the buckets {', '.join(SIZE_BUCKETS)}, got {thresholds}")
-        _check_params(NUM_PARTS, ignore)
+        self._counter = PartCounter(_check_thresholds(thresholds, table=True), ignore)
+        self.thresholds = self._counter.thresholds
         self.ignore = ignore
-        self.confusion = np.zeros((len(SIZE_BUCKETS), NUM_PARTS, NUM_PARTS), dtype=np.int64)
-        self.counts = np.zeros(len(SIZE_BUCKETS), dtype=np.int64)
+        self.confusion = np.zeros((NUM_BUCKETS, NUM_PARTS, NUM_PARTS), dtype=np.int64)
+        self.counts = np.zeros(NUM_BUCKETS, dtype=np.int64)
 
     def update(self, gt_map: np.ndarray, pred_map: np.ndarray, instance_map: np.ndarray) -> None:
-        """Add one image: its part maps and its instance map (0 = no person, 1..N persons).
-
-        Only the pixels inside some bucket's regions are read (and checked), so a
-        person-free image or small persons cost little.
-        """
-        gt, pred = _labels(gt_map, "GT map"), _labels(pred_map, "prediction")
-        instances = np.asarray(instance_map)
-        if not gt.shape == pred.shape == instances.shape:
-            raise ValueError(f"GT map {gt.shape}, prediction {pred.shape} and instance map "
-                             f"{instances.shape} differ in shape")
-        if not np.issubdtype(instances.dtype, np.integer) or (
-                instances.size and instances.min() < 0):
-            raise ValueError("instance map must hold non-negative integer ids")
-
-        pixels = np.bincount(instances.ravel(), minlength=1)
-        persons = np.flatnonzero(pixels[1:]) + 1
-        bucket_of = np.full(len(pixels), -1, dtype=np.intp)  # id 0 (no person) stays -1
-        bucket_of[persons] = size_bucket(pixels[persons] / instances.size, self.thresholds)
-
-        confusion = np.zeros_like(self.confusion)
-        boxes = ndimage.find_objects(instances)
-        for bucket in np.unique(bucket_of[persons]):
-            members = [boxes[p - 1] for p in persons[bucket_of[persons] == bucket]]
-            top, left = (min(box[axis].start for box in members) for axis in (0, 1))
-            bottom, right = (max(box[axis].stop for box in members) for axis in (0, 1))
-            window = (slice(top, bottom), slice(left, right))
-            region = np.zeros((bottom - top, right - left), dtype=bool)
-            for rows, cols in members:
-                region[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = True
-            readable = (bucket_of == bucket) | (bucket_of < 0)  # per id: not another bucket's
-            scored = region & readable[instances[window]]
-            counts = _pair_counts(gt[window][scored], pred[window][scored])
-            confusion[bucket] = _confusion(counts, NUM_PARTS, self.ignore)
-        self.confusion += confusion
-        self.counts += np.bincount(bucket_of[persons], minlength=len(SIZE_BUCKETS))
+        """Add one image: its part maps and its instance map (0 = no person, 1..N persons)."""
+        counts = self._counter.count(gt_map, pred_map, instance_map)
+        self.confusion += counts.by_size
+        self.counts += counts.persons
 
     def result(self) -> dict:
         """``{"XS", "S", "M", "L": mIOU or None, "counts", "thresholds", "params"}``."""
-        out: dict = {}
-        for name, cm, count in zip(SIZE_BUCKETS, self.confusion, self.counts):
-            out[name] = nullable(_summary(cm)[1]) if count else None
-        out["counts"] = {name: int(c) for name, c in zip(SIZE_BUCKETS, self.counts)}
-        out["thresholds"] = list(self.thresholds)
-        out["params"] = {"thresholds": list(self.thresholds), "ignore": self.ignore}
-        return out
+        return {**parts_by_size_result(self.confusion, self.counts, self.thresholds),
+                "params": {"thresholds": list(self.thresholds), "ignore": self.ignore}}

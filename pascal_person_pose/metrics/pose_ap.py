@@ -42,6 +42,7 @@ from pascal_person_pose.schema import JOINT_NAMES, NUM_JOINTS, POSE_AP_COLUMNS, 
 
 ALPHA = 0.5  # a joint is correct within ALPHA x the GT head size (the paper's PCKh@0.5)
 MIN_IOU = 0.0  # the pose-box IoU an assignment must exceed (MPII: any overlap)
+JITTER = 1.0  # head sizes: the outer limit of a near miss in the error diagnosis
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class JointDetections:
     """What AP accumulates: one entry per present predicted joint, in split order."""
 
     pred_to_gt: np.ndarray  # (N,) GT index (into the stacked split) of each prediction, -1 if none
+    distance: np.ndarray  # (N, 14) pixels to the assigned GT's joint; NaN if none is labelled
+    hit: np.ndarray  # (N, 14) bool: assigned, GT joint labelled, within alpha x head size
     joint: np.ndarray  # (E,) joint index of each detection
     score: np.ndarray  # (E,) its joint score
     is_tp: np.ndarray  # (E,) bool
@@ -80,15 +83,17 @@ def joint_detections(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha
     pred_to_gt = _assign(gt_kp, gt_counts, pred_kp, pred_counts, min_iou)
 
     hit = np.zeros(pred_kp.shape[:2], dtype=bool)
+    distance = np.full(pred_kp.shape[:2], np.nan)
     rows = np.flatnonzero(pred_to_gt >= 0)
     matched = gt_kp[pred_to_gt[rows]]
-    distance = np.hypot(pred_kp[rows, :, 0] - matched[:, :, 0],
-                        pred_kp[rows, :, 1] - matched[:, :, 1])
+    labelled = matched[:, :, 2] > 0
+    distance[rows] = np.where(labelled, np.hypot(pred_kp[rows, :, 0] - matched[:, :, 0],
+                                                 pred_kp[rows, :, 1] - matched[:, :, 1]), np.nan)
     reach = alpha * head_sizes(matched)[:, None]
-    hit[rows] = (matched[:, :, 2] > 0) & (distance <= reach)
+    hit[rows] = labelled & (distance[rows] <= reach)
 
     pose, joint = np.nonzero(pred_kp[:, :, 2] > 0)
-    return JointDetections(pred_to_gt=pred_to_gt, joint=joint,
+    return JointDetections(pred_to_gt=pred_to_gt, distance=distance, hit=hit, joint=joint,
                            score=pred_kp[pose, joint, 2], is_tp=hit[pose, joint],
                            positives=(gt_kp[:, :, 2] > 0).sum(axis=0))
 
@@ -120,10 +125,21 @@ def pose_ap(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], alpha: float =
     forehead and neck, Shoulder = left and right, ..., U-Body, Total).
     """
     det = joint_detections(gt, pred, alpha=alpha, min_iou=min_iou)
-    ap = 100 * np.array([voc_ap(det.score[det.joint == j], det.is_tp[det.joint == j],
-                                int(det.positives[j])) for j in range(NUM_JOINTS)])
+    return {**pose_ap_table(per_joint_ap(det.joint, det.score, det.is_tp, det.positives)),
+            "params": {"alpha": alpha, "min_iou": min_iou}}
+
+
+def per_joint_ap(joint: np.ndarray, score: np.ndarray, is_tp: np.ndarray,
+                 positives: np.ndarray) -> np.ndarray:
+    """AP (a fraction, NaN without positives) of each joint type from its detections."""
+    return np.array([voc_ap(score[joint == j], is_tp[joint == j], int(positives[j]))
+                     for j in range(NUM_JOINTS)])
+
+
+def pose_ap_table(ap: np.ndarray) -> dict:
+    """``{"per_joint", "table"}`` in percent from the 14 per-joint APs (fractions)."""
+    ap = 100 * np.asarray(ap, dtype=np.float64)
     return {"per_joint": {name: nullable(v) for name, v in zip(JOINT_NAMES, ap)},
             "table": {column: nullable(mean_of_defined(ap[[name2joint[n].index for n in joints]]))
-                      for column, joints in POSE_AP_COLUMNS.items()},
-            "params": {"alpha": alpha, "min_iou": min_iou}}
+                      for column, joints in POSE_AP_COLUMNS.items()}}
 

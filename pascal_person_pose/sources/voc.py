@@ -7,14 +7,20 @@ JPEGs), without EXIF rotation: the annotations are drawn on the stored pixel gri
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from pascal_person_pose.atomic import atomic_open, write_text
 from pascal_person_pose.errors import InputError
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_GRAY8 = b"\x08\x00"  # IHDR bit depth 8, colour type 0 (grayscale), bytes 24-25
 
 
 @contextlib.contextmanager
@@ -35,6 +41,26 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         image = Image.open(path)
         image.load()
     return image
+
+
+def read_label_values(path: str | os.PathLike) -> np.ndarray:
+    """The 8-bit values of a one-channel label PNG (palette indices or gray values), (H, W).
+
+    8-bit grayscale goes through OpenCV's decoder, about 2x faster than Pillow's and free of
+    the GIL (scoring decodes thousands of maps on threads); palettes through Pillow, which
+    keeps the indices. Anything but one 8-bit channel is an InputError.
+    """
+    with _image_errors(path):
+        data = Path(path).read_bytes()
+        if data[:8] == _PNG_SIGNATURE and data[24:26] == _PNG_GRAY8:
+            labels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if labels is not None and labels.ndim == 2 and labels.dtype == np.uint8:
+                return labels
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode not in ("L", "P"):
+                raise InputError(path, f"label PNG has mode {image.mode}; expected one 8-bit "
+                                       "channel of label values (L or P)")
+            return np.array(image)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
