@@ -169,7 +169,7 @@ class Analysis:
         return {"by_joint": {n: dict(zip(JOINT_NAMES, map(int, row)))
                              for n, row in zip(names, by_joint)},
                 "by_size": {n: dict(zip(SIZE_BUCKETS, map(int, row)))
-                            for n, row in zip(names, by_size)},
+                            for n, row in zip(names, by_size) if n != "background"},
                 "persons_by_size": dict(zip(SIZE_BUCKETS, map(int, persons))),
                 "missed_persons_by_size": dict(zip(SIZE_BUCKETS, map(int, missed_persons))),
                 "ap_after_correcting": self._corrected_ap(category),

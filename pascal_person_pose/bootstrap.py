@@ -215,7 +215,7 @@ _TITLES = {"pose_ap": "pose mAP", "adk": "ADK", "parts": "part IoU",
 
 
 def _label(path: list | tuple) -> str:
-    return f"{_TITLES[path[0]]} {path[-1]}"
+    return "part mIOU" if path[-1] == "miou" else f"{_TITLES[path[0]]} {path[-1]}"
 
 
 def interval_lines(tree: dict, bootstrap: dict) -> list[str]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pascal_person_pose import atomic
+from pascal_person_pose import atomic, safe_json
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 from pascal_person_pose.metrics.adk import adk_matches, adk_table
@@ -396,6 +396,9 @@ def write_details(path: str | os.PathLike, images: Iterable[ImageResult], header
 
 def read_details(path: str | os.PathLike) -> tuple[dict, list[ImageResult]]:
     """The header and the records of a details file written by :func:`write_details`."""
-    with open(path, encoding="utf-8") as f:
-        header = json.loads(f.readline())
-        return header, [ImageResult.from_json(json.loads(line)) for line in f if line.strip()]
+    lines = safe_json.read_bytes(path).splitlines()
+    header = safe_json.loads(lines[0], path) if lines else {}
+    if not isinstance(header, dict) or "details" not in header:
+        raise InputError(path, "not a details file of `ppp score --details` (no header line)")
+    return header, [ImageResult.from_json(safe_json.loads(line, path))
+                    for line in lines[1:] if line.strip()]

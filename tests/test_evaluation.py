@@ -121,3 +121,12 @@ def test_an_illegal_ground_truth_part_value_names_the_file(oracle, tmp_path):
     with pytest.raises(InputError, match="parts/2010_000001.png, record image 2010_000001: "
                                          "GT map holds values outside 0-6"):
         score(root, oracle["perfect_dir"])
+
+
+def test_reading_a_file_that_is_not_a_details_file_is_one_error(tmp_path):
+    from pascal_person_pose.errors import InputError
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"image_id": 1}\n')
+    with pytest.raises(InputError, match="not a details file"):
+        read_details(path)
