@@ -2,7 +2,7 @@
 dataset info that mmpose-style code reads, and detectron2-style keypoint metadata.
 
 Everything here is derived from :mod:`.schema` (names, order, flip partners, skeleton,
-colours) and from :mod:`.coco_oks` (the OKS sigmas), so it cannot drift from what the
+colours) and from :mod:`.metrics.coco_oks` (the OKS sigmas), so it cannot drift from what the
 toolkit itself uses; docs/frameworks.md shows each in use. None of these frameworks is a
 dependency: the COCO evaluators are imported when asked for, and the metadata are plain
 dicts and lists that mmpose and detectron2 accept as they are.
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from pascal_person_pose import safe_json, schema
-from pascal_person_pose.coco_oks import coco_evaluator, sigmas
+from pascal_person_pose.metrics.coco_oks import coco_evaluator, sigmas
 
 COCO_LIBRARIES = ("pycocotools", "faster_coco_eval")
 

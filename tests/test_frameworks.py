@@ -15,7 +15,7 @@ from pycocotools.cocoeval import COCOeval
 
 from canonical_fixture import write_canonical_dataset
 from pascal_person_pose import schema
-from pascal_person_pose.coco_oks import coco_oks_ap, sigmas
+from pascal_person_pose.metrics.coco_oks import coco_oks_ap, sigmas
 from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.frameworks import (JOINT_WEIGHTS_BY_TYPE, coco_keypoint_eval,
                                            detectron2_keypoint_metadata, mmpose_dataset_info)

@@ -2,10 +2,10 @@
 pycocotools and faster-coco-eval, each as a whole process, in the same run?
 
 Builds a synthetic case in the canonical format (docs/formats.md) with the size of the
-PASCAL-Person-Part val split: 1817 images around 500x375, about 3,500 persons painted with the 6 part classes, about
-10,000 predicted poses (jittered duplicates of every person plus false positives) and a
-predicted part map per image. GT part maps are palette PNGs as ``ppp prepare`` writes them,
-predicted ones as ``write_submission`` writes them. Then it runs, ``--repeat`` times each
+PASCAL-Person-Part val split: 1817 images around 500x375, about 3,500 persons painted with
+the 6 part classes, about 10,000 predicted poses (jittered duplicates of every person plus
+false positives) and a predicted part map per image. GT part maps are palette PNGs as
+``ppp prepare`` writes them, predicted ones as ``write_submission`` writes them. Then it runs, ``--repeat`` times each
 (the best run counts: the machine is shared):
 
 - ``ppp score DATA SUB`` of this tree: every metric (pose mAP, ADK, part mIOU, mIOU by size),

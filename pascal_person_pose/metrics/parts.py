@@ -17,8 +17,8 @@ the region count). A bucket without persons has a null mIOU and count 0.
 
 :class:`PartCounter` counts one image in one pass: each pixel gets one small code (which
 buckets' regions it lies in, its GT class, its predicted class) and one histogram of at
-most 16 x 9 x 8 = 1,152 bins (4 size buckets) yields the overall and every bucket's confusion matrix, and
-the value checks, together. The work is done by OpenCV calls that release the GIL, so
+most 16 x 9 x 8 = 1,152 bins (with the table's 4 size buckets) yields the overall and
+every bucket's confusion matrix, and the value checks, together. The work is done by OpenCV calls that release the GIL, so
 threads scoring different images run in parallel.
 """
 

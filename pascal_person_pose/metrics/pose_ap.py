@@ -1,4 +1,6 @@
-"""Pose mAP: the MPII multi-person protocol with pose-box assignment (docs/metrics.md, paper Sec. 4.2).
+"""Pose mAP: the MPII multi-person protocol with pose-box assignment (paper Sec. 4.2).
+
+Defined exactly in docs/metrics.md.
 
 The phases follow pycocotools (match, accumulate, summarise), each vectorised over the whole
 split rather than looped per image:
