@@ -258,8 +258,11 @@ class Evaluation:
         for index, found, counts in counted:
             problems.extend_problems(found)
             if counts is not None:
+                # Copies made here, on this thread: small arrays kept from the worker threads'
+                # heaps would pin the space of the freed maps around them, and memory would
+                # grow with the number of images.
                 images[index].confusion, images[index].by_size, \
-                    images[index].persons_by_size = counts
+                    images[index].persons_by_size = (a.copy() for a in counts)
         if problems:
             raise InvalidSubmission(problems)
 

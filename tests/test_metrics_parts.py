@@ -231,3 +231,21 @@ def test_by_size_agrees_with_the_brute_force_reference(seed):
         overall.update(gt, pred)
     expected_iou = bf.ious(bf.confusion([(gt, pred) for gt, pred, _ in images]))
     bf.table_equal(overall.result()["per_class"], dict(zip(PART_NAMES, expected_iou)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_huge_images_are_counted_the_same_by_numpy(seed, monkeypatch):
+    """OpenCV's histograms count in float32; images of 2**24 pixels and more go through
+    numpy: both paths give the same counts (and the same refusals)."""
+    from pascal_person_pose.metrics import parts as parts_module
+
+    gt, pred, instances = random_maps(np.random.default_rng(seed))
+    counter = parts_module.PartCounter()
+    expected = counter.count(gt, pred, instances)
+    monkeypatch.setattr(parts_module, "_EXACT_COUNTS", 1)
+    got = counter.count(gt, pred, instances)
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(counter.count(gt, pred).confusion, expected.confusion)
+    with pytest.raises(ValueError, match="outside 0-6"):
+        counter.count(gt, np.full_like(pred, 9), instances)

@@ -15,10 +15,10 @@ instance mask; a bucket's confusion matrix covers the union of its persons' regi
 image, where pixels of persons from other buckets are ignored (background pixels inside
 the region count). A bucket without persons has a null mIOU and count 0.
 
-:class:`PartCounter` counts one image in one pass: each pixel gets one small code (which
-buckets' regions it lies in, its GT class, its predicted class) and one histogram of at
-most 16 x 9 x 8 = 1,152 bins (with the table's 4 size buckets) yields the overall and
-every bucket's confusion matrix, and the value checks, together. The work is done by OpenCV calls that release the GIL, so
+:class:`PartCounter` counts one image in one pass: one OpenCV histogram over (GT value,
+predicted value, the set of size buckets whose regions hold the pixel) - 256 x 8 x 16 bins
+with the table's 4 buckets, no 65,536-bin pair arrays - yields the overall and every
+bucket's confusion matrix, and the value checks, together. The work is done by OpenCV calls that release the GIL, so
 threads scoring different images run in parallel.
 """
 
@@ -37,12 +37,8 @@ from pascal_person_pose.schema import (IGNORE_LABEL, NUM_PARTS, PART_NAMES, SIZE
 LEVELS = 256  # label maps are 8-bit images: ids 0-6 and the ignore label fit in a byte
 NUM_BUCKETS = len(SIZE_BUCKETS)
 MAX_BUCKETS = 8  # a pixel's set of buckets is a bit mask in one byte
-_GT_CODES = NUM_PARTS + 2  # classes, then "ignored", then "not a legal GT value"
 _PRED_CODES = NUM_PARTS + 1  # classes, then "not a legal prediction"
-_PAIRS = _GT_CODES * _PRED_CODES
 _EXACT_COUNTS = 1 << 24  # OpenCV histograms count in float32: exact below 2**24 pixels
-_PRED_LUT = np.full(LEVELS, NUM_PARTS, np.uint8)
-_PRED_LUT[:NUM_PARTS] = np.arange(NUM_PARTS)
 
 
 class PartCounts(NamedTuple):
@@ -123,10 +119,8 @@ class PartCounter:
                            >> np.arange(self.buckets)[:, None]) & 1
         _check_params(NUM_PARTS, ignore)
         self.ignore = ignore
-        gt_lut = np.full(LEVELS, (NUM_PARTS + 1) * _PRED_CODES, np.uint8)  # illegal GT value
-        gt_lut[:NUM_PARTS] = np.arange(NUM_PARTS) * _PRED_CODES
-        gt_lut[ignore] = NUM_PARTS * _PRED_CODES  # may be a class id: then that class is ignored
-        self._gt_lut = gt_lut
+        self._illegal_gt = np.ones(LEVELS, bool)
+        self._illegal_gt[:NUM_PARTS] = self._illegal_gt[ignore] = False
 
     def count(self, gt_map: np.ndarray, pred_map: np.ndarray,
               instance_map: np.ndarray | None = None) -> PartCounts:
@@ -137,30 +131,19 @@ class PartCounter:
         gt, pred = _labels(gt_map, "GT map"), _labels(pred_map, "prediction")
         if gt.shape != pred.shape:
             raise ValueError(f"GT map {gt.shape} and prediction {pred.shape} differ in shape")
-        pairs = cv2.add(cv2.LUT(gt, self._gt_lut), cv2.LUT(pred, _PRED_LUT))
-        persons = np.zeros(self.buckets, np.int64)
-        if instance_map is None:
-            hist = _histogram(pairs, _PAIRS)[None]
-        else:
+        membership, persons = None, np.zeros(self.buckets, np.int64)
+        if instance_map is not None:
             instances = _instance_ids(instance_map)
             if instances.shape != gt.shape:
                 raise ValueError(f"GT map {gt.shape}, prediction {pred.shape} and instance map "
                                  f"{instances.shape} differ in shape")
-            region, persons = self._membership(instances)
-            if region is None:
-                hist = _histogram(pairs, _PAIRS)[None]
-            else:
-                rows, cols, membership = region
-                codes = pairs.astype(np.uint16)
-                codes[rows, cols] += membership.astype(np.uint16) * _PAIRS
-                hist = _histogram(codes, self._memberships * _PAIRS).reshape(
-                    self._memberships, _PAIRS)
-        return self._counts(hist, persons)
+            membership, persons = self._membership(instances)
+        return self._counts(_joint_histogram(gt, pred, membership, self._memberships), persons)
 
-    def _membership(self, instances: np.ndarray) -> tuple[tuple | None, np.ndarray]:
-        """The persons per bucket and, where persons are, each pixel's set of buckets whose
-        regions it counts in (a 4-bit mask) as ``(rows, cols, mask)``; None without persons.
-        Only the tight window around all persons is visited."""
+    def _membership(self, instances: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Each pixel's set of buckets whose regions it counts in (a bit mask; None when the
+        image has no person) and the persons per bucket. Only the tight window around all
+        persons is visited."""
         left, top, width, height = cv2.boundingRect(instances)
         if not width:
             return None, np.zeros(self.buckets, np.int64)
@@ -169,32 +152,56 @@ class PartCounter:
         pixels = _histogram(window, LEVELS)
         ids = np.flatnonzero(pixels[1:]) + 1
         buckets = size_bucket(pixels[ids] / instances.size, self.thresholds)
-        membership = np.zeros(window.shape, np.uint8)
+        membership = np.zeros(instances.shape, np.uint8)
+        inside = membership[rows, cols]
         for person, bucket in zip(ids, buckets):
             mask = window if len(ids) == 1 else (window == person).view(np.uint8)
             x, y, w, h = cv2.boundingRect(mask)
-            membership[y:y + h, x:x + w] |= np.uint8(1 << bucket)
+            inside[y:y + h, x:x + w] |= np.uint8(1 << bucket)
         # A pixel of a person counts only in its own bucket's regions; background in all.
         readable = np.zeros(LEVELS, np.uint8)
         readable[0] = self._memberships - 1
         readable[ids] = 1 << buckets
-        membership &= cv2.LUT(window, readable)
-        return (rows, cols, membership), np.bincount(buckets, minlength=self.buckets).astype(
-            np.int64)
+        inside &= cv2.LUT(window, readable)
+        return membership, np.bincount(buckets, minlength=self.buckets).astype(np.int64)
 
     def _counts(self, hist: np.ndarray, persons: np.ndarray) -> PartCounts:
-        """Confusion matrices from the histogram rows (one per membership set)."""
-        cells = hist.reshape(len(hist), _GT_CODES, _PRED_CODES)
-        if cells[:, :, NUM_PARTS].any():
+        """Confusion matrices and value checks from the (GT, prediction, membership) counts."""
+        if hist[:, NUM_PARTS:].any():
             raise ValueError(f"prediction holds values outside 0-{NUM_PARTS - 1}")
-        if cells[:, NUM_PARTS + 1].any():
+        if hist[self._illegal_gt].any():
             raise ValueError(f"GT map holds values outside 0-{NUM_PARTS - 1} and the ignore "
                              "label")
-        confusion = cells[:, :NUM_PARTS, :NUM_PARTS]
-        by_size = np.zeros((self.buckets, NUM_PARTS, NUM_PARTS), np.int64)
-        if len(hist) > 1:
-            by_size = np.tensordot(self._in_bucket, confusion, axes=1)
-        return PartCounts(confusion.sum(axis=0), by_size, persons)
+        confusion = hist[:NUM_PARTS, :NUM_PARTS].astype(np.int64)  # (7, 7, memberships)
+        if self.ignore < NUM_PARTS:  # ignoring a class id: its GT pixels are left out
+            confusion[self.ignore] = 0
+        if confusion.shape[2] == 1:  # no person: every pixel is in no bucket's region
+            by_size = np.zeros((self.buckets, NUM_PARTS, NUM_PARTS), np.int64)
+        else:
+            by_size = np.tensordot(self._in_bucket, confusion.transpose(2, 0, 1), axes=1)
+        return PartCounts(confusion.sum(axis=2), by_size, persons)
+
+
+def _joint_histogram(gt: np.ndarray, pred: np.ndarray, membership: np.ndarray | None,
+                     memberships: int) -> np.ndarray:
+    """Pixel counts ``(256, 8, memberships)`` of (GT value, predicted value, membership set);
+    predicted values of 7 and above all count in column 7 (only whether it is empty matters).
+    One OpenCV histogram (exact in float32 below 2**24 pixels; numpy beyond)."""
+    sets = memberships if membership is not None else 1
+    if gt.size < _EXACT_COUNTS:
+        images, channels = ([gt, pred], [0, 1]) if membership is None else (
+            [gt, pred, membership], [0, 1, 2])
+        hist = cv2.calcHist(images, channels, None, [LEVELS, _PRED_CODES, sets][:len(images)],
+                            [0, LEVELS, 0, _PRED_CODES, 0, sets][:2 * len(images)])
+        hist = hist.reshape(LEVELS, _PRED_CODES, sets)  # float32 counts, exact integers
+        if hist.sum(dtype=np.float64) != gt.size:  # calcHist leaves out predictions >= 8
+            hist[0, NUM_PARTS, 0] += 1
+        return hist
+    codes = (gt.astype(np.int64) * _PRED_CODES + np.minimum(pred, NUM_PARTS)) * sets
+    if membership is not None:
+        codes += membership
+    return np.bincount(codes.ravel(), minlength=LEVELS * _PRED_CODES * sets).reshape(
+        LEVELS, _PRED_CODES, sets)
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int = NUM_PARTS,
