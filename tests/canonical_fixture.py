@@ -190,9 +190,9 @@ def write_canonical_dataset(root: str | os.PathLike, *, symlink_images: bool = F
 def write_pose_split(root: str | os.PathLike, gts: list[np.ndarray], split: str = "val",
                      size: tuple[int, int] = (200, 200)) -> list[int]:
     """A canonical split whose GT poses are ``gts`` (per image ``(G, 14, 3)``, COCO
-    visibility, any float coordinates), written as JSON only: pose scoring reads no pixels.
-
-    Each person's mask (needed by the format) is a 2x2 square at the image's corner.
+    visibility, any float coordinates), for pose scoring: part and instance maps are blank
+    (the ground-truth fingerprint reads them), and each person's mask (needed by the
+    format) is a 2x2 square at the image's corner.
     Returns the image ids in order; the VOC ids are ``2008_000001``, ``2008_000002``, ...
     """
     canonical = layout.CanonicalLayout(Path(root))
@@ -204,6 +204,9 @@ def write_pose_split(root: str | os.PathLike, gts: list[np.ndarray], split: str 
         image_id = layout.image_id(voc_id)
         coco["images"].append({"id": image_id, "file_name": f"{voc_id}.jpg", "width": width,
                                "height": height, "voc_id": voc_id})
+        blank = Image.fromarray(np.zeros((height, width), np.uint8), mode="L")
+        atomic.save_image(canonical.parts(voc_id), blank)
+        atomic.save_image(canonical.instances(voc_id), blank)
         for k, pose in enumerate(np.asarray(poses, dtype=np.float64).reshape(-1, 14, 3)):
             mask = np.zeros((height, width), np.uint8)
             mask[:2, :2] = 1
