@@ -18,14 +18,13 @@ fallback for the head size), so it exists for every person, labelled or not.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pascal_person_pose import layout, schema
+from pascal_person_pose import layout, safe_json, schema
 from pascal_person_pose.errors import InputError
 
 THRESHOLDS = (1.0, 0.5)
@@ -106,12 +105,7 @@ def read_labels(path: str | os.PathLike) -> dict[tuple[str, int], np.ndarray]:
     """Joints labelled by hand: ``{(voc_id, instance): (14, 3) float64}`` from a JSON file
     ``{"persons": [{"voc_id", "instance", "joints": {name: [x, y, v]}}]}`` (the format of
     ``tests/data/upstream_sample_joints.json``)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(path, f"not valid JSON ({e})") from None
+    doc = safe_json.load(path)
     persons = doc.get("persons") if isinstance(doc, dict) else None
     if not isinstance(persons, list):
         raise InputError(path, "must be an object with a list 'persons'", field="persons")

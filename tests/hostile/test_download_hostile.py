@@ -220,6 +220,7 @@ def test_whole_archives_prove_complete(tmp_path, name, body):
 
 @pytest.mark.parametrize("state, expected", [
     ("{", "not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, "nested 100000 levels deep"),
     ("[]", 'must be {"archives"'),
     ('{"archives": {}, "sources": {}, "extra": 1}', 'must be {"archives"'),
     ('{"archives": {"a.tar": 5}, "sources": {}}', "record archives/a.tar"),

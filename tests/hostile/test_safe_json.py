@@ -59,3 +59,44 @@ def test_files_too_large_unreadable_or_special_are_refused_before_reading(tmp_pa
     os.mkfifo(fifo)  # opening it for reading would block until a writer comes
     with pytest.raises(InputError, match=r"fifo.json: is not a regular file"):
         safe_json.load(fifo)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _canonical(tmp_path):
+    from canonical_fixture import write_canonical_dataset
+    from pascal_person_pose.dataset import Dataset
+
+    write_canonical_dataset(tmp_path)
+    (tmp_path / "annotations" / "person_pose_val.json").write_text(DEEP)
+    Dataset(tmp_path, "val")
+
+
+def _manifest(tmp_path):
+    from pascal_person_pose.download import load_manifest
+
+    (tmp_path / "m.json").write_text(DEEP)
+    load_manifest(tmp_path / "m.json")
+
+
+def _hand_labels(tmp_path):
+    from pascal_person_pose.label.accuracy import read_labels
+
+    (tmp_path / "labels.json").write_text(DEEP)
+    read_labels(tmp_path / "labels.json")
+
+
+def _submission(tmp_path):
+    from pascal_person_pose.submission import read_submission
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pose.json").write_text(DEEP)
+    problems = read_submission(tmp_path / "sub").problems
+    raise InputError(problems[0].file, problems[0].message)
+
+
+@pytest.mark.parametrize("reader", [_canonical, _manifest, _hand_labels, _submission])
+def test_every_reader_of_user_json_refuses_deep_nesting_in_one_line(tmp_path, reader):
+    with pytest.raises(InputError, match=r"nested 100000 levels deep"):
+        reader(tmp_path)
