@@ -162,7 +162,8 @@ def test_bars_of_a_scoring_run_on_a_terminal(relative_tree):
 
 # Commands that can take over ~2 s on the real data: each draws a bar and takes --quiet.
 LONG_COMMANDS = ("ppp synth", "ppp prepare", "ppp download", "ppp info", "ppp validate",
-                 "ppp score", "ppp leaderboard", "ppp challenge-bundle", "ppp label propose",
+                 "ppp score", "ppp compare", "ppp analyze", "ppp leaderboard",
+                 "ppp challenge-bundle", "ppp label propose",
                  "ppp label check", "ppp-baseline train", "ppp-baseline predict",
                  "ppp-baseline trivial")
 

@@ -133,6 +133,10 @@ def test_every_readme_command_runs_from_the_wheel(tmp_path):
     env.run("ppp", "score", "data", "sub", "--json", "scores.json", "--add-to", "results")
     assert json.loads((work / "scores.json").read_text())["parts"]["miou"] == 100.0
     env.run("ppp", "nms", "sub", "nms.zip")
+    env.run("ppp", "compare", "data", "sub", "nms.zip", "--resamples", "20")
+    env.run("ppp", "analyze", "data", "nms.zip", "--out", "report")
+    assert (work / "report" / "report.html").is_file()
+    env.run("ppp", "show", "data", voc_id, "--submission", "nms.zip", "--out", "both.png")
     env.run("ppp", "leaderboard", "results", "--out", "board")
     assert (work / "board" / "leaderboard.html").is_file()
     env.run("ppp", "challenge-bundle", "data", "--split", "val", "--out", "bundle.zip")
