@@ -20,10 +20,11 @@ import hashlib
 import os
 from pathlib import Path
 
-from pascal_person_pose.errors import InputError
+from pascal_person_pose.errors import InputError, os_error
 from pascal_person_pose.layout import CanonicalLayout
 
 PREFIX = "sha256:"
+_CHUNK = 1 << 20  # bytes read at a time: the annotation file streams, a map is one read
 
 
 def ground_truth_files(dataset) -> list[str]:
@@ -41,15 +42,21 @@ def ground_truth_fingerprint(dataset) -> str:
     """``"sha256:<hex>"`` of the split of ``dataset`` (a :class:`~.dataset.Dataset`)."""
     root = os.fspath(dataset.layout.root)
     manifest = hashlib.sha256()
+    # One buffer for every file: hashlib.file_digest allocates 256 KiB per call, which costs
+    # more than hashing the few kB of a part map (2.3x slower over a val-sized split).
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
     for name in ground_truth_files(dataset):
         path = os.path.join(root, name)
+        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            with open(path, "rb", buffering=0) as f:
+                while size := f.readinto(buffer):
+                    digest.update(view[:size])
         except FileNotFoundError:
             raise InputError(path, "missing; the ground-truth fingerprint needs every part "
                                    "and instance map of the split") from None
         except OSError as e:
-            raise InputError(path, f"cannot be read ({e.strerror})") from None
-        manifest.update(f"{digest}  {name}\n".encode())
+            raise os_error(e, path, "cannot be read for the ground-truth fingerprint") from None
+        manifest.update(f"{digest.hexdigest()}  {name}\n".encode())
     return PREFIX + manifest.hexdigest()

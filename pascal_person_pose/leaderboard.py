@@ -57,7 +57,7 @@ def boards(results: list[dict]) -> list[Board]:
     for doc in results:
         groups.setdefault(ground_truth_key(doc), []).append(doc)
     out = []
-    for key, docs in groups.items():
+    for docs in groups.values():
         docs.sort(key=lambda r: r["method"])
         ranked = {}
         for spec in TABLES:
