@@ -31,7 +31,7 @@ def run_ppp(*args, permissions: bool = False, timeout: float = 120, **kwargs
     to it even when we are root."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.update(kwargs.pop("env", {}))
-    code = "from pascal_person_pose.cli import main; main()"
+    code = "from pascal_person_pose.cli import main; main(prog_name=\"ppp\")"
     preexec = _drop_permission_overrides if permissions and os.geteuid() == 0 else None
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=timeout,
@@ -45,7 +45,7 @@ def ppp_peak_rss(*args) -> tuple[subprocess.CompletedProcess, int]:
     code = ("import re, sys\n"
             "from pascal_person_pose.cli import main\n"
             "try:\n"
-            "    main(sys.argv[1:])\n"
+            "    main(sys.argv[1:], prog_name='ppp')\n"
             "finally:\n"
             "    status = open('/proc/self/status').read()\n"
             "    peak = re.search(r'VmHWM:\\s+(\\d+)', status).group(1)\n"

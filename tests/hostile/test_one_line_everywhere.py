@@ -116,3 +116,20 @@ def test_a_truncated_part_map_gives_our_line_and_nothing_from_the_decoders(canon
     (sub / "parts" / "2009_000012.png").write_bytes(buffer.getvalue()[:-40])
     result = run_ppp("validate", canonical, sub)
     assert_one_error_line(result, "parts/2009_000012.png", "field data", "not a decodable PNG")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--bad"], "error: ppp: No such option '--bad'. (see ppp --help)"),
+    (["label", "--bad"], "error: ppp label: No such option '--bad'. (see ppp label --help)"),
+    (["score"], "error: ppp score: Missing argument 'ROOT'. (see ppp score --help)"),
+    (["download", "--min-rate", "fast", "raw"], "'fast' is not a size such as 500K"),
+])
+def test_wrong_options_are_one_line(args, expected):
+    assert_one_error_line(run_ppp(*args), expected)
+
+
+def test_a_group_without_a_command_still_shows_its_help():
+    # the one-line form must not swallow click's help for `ppp label` (a usage error too)
+    result = run_ppp("label")
+    assert "Usage: ppp label" in result.stdout + result.stderr
+    assert "Commands:" in result.stdout + result.stderr and "error:" not in result.stderr
