@@ -9,9 +9,17 @@
 datumaro and label-studio-sdk pin versions of OpenCV, pandas and Pillow that conflict with
 this project's, so they are installed without their pins (tests/interop-requirements.txt,
 done by ``make test``); where they are missing, their tests are skipped saying so.
+
+The Label Studio converters run in their own process, as they do for a user: they import
+ijson, whose C backend segfaults on import in a process where pulp has run HiGHS (as the
+FCRF tests do in the same pytest worker).
 """
 
+import importlib.util
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +57,21 @@ def root(tmp_path_factory):
     AnnotationStore(root, "val").update_person(record["annotation_ids"][0], keypoints,
                                                proposals, 0)
     return root
+
+
+def convert_outside(module: str, how: str, out: Path, calls: str) -> None:
+    """Run ``module``'s ``Converter`` on the Label Studio file ``out`` in a new Python
+    process; ``calls`` are its conversion calls on ``convert`` (one per line)."""
+    if importlib.util.find_spec(module.split(".")[0]) is None:  # not imported here
+        pytest.skip(f"{module} is not installed: {how}")
+    script = textwrap.dedent(f"""
+        from {module} import Converter
+        from pascal_person_pose.label.interchange_labelstudio import label_config
+        convert = Converter(config=label_config(), project_dir={str(out.parent)!r},
+                            download_resources=False)
+    """) + textwrap.dedent(calls)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def expected_points(root):
@@ -108,12 +131,11 @@ def test_datumaro_reads_the_coco_keypoints_folder(root, tmp_path):
 
 
 def test_label_studio_s_converter_makes_yolo_keypoints_of_our_file(root, tmp_path):
-    converter = needs("label_studio_sdk.converter", _INSTALL)
     out = tmp_path / "ls" / "val.json"
     export_labelstudio(root, "val", out)
-    convert = converter.Converter(config=label_config(), project_dir=str(out.parent),
-                                  download_resources=False)
-    convert.convert_to_yolo(str(out), str(tmp_path / "yolo"), is_dir=False)
+    convert_outside("label_studio_sdk.converter", _INSTALL, out, f"""
+        convert.convert_to_yolo({str(out)!r}, {str(tmp_path / "yolo")!r}, is_dir=False)
+    """)
     assert (tmp_path / "yolo" / "classes.txt").read_text().split() == ["person"]
     for image in export_images(root, "val"):
         lines = (tmp_path / "yolo" / "labels" / f"{image.voc_id}.txt").read_text().splitlines()
@@ -132,17 +154,16 @@ def test_label_studio_s_converter_makes_yolo_keypoints_of_our_file(root, tmp_pat
 
 
 def test_the_standalone_label_studio_converter_reads_our_file(root, tmp_path):
-    converter = needs("label_studio_converter",
-                      "pip install 'pascal-person-pose[test]' installs it")
     out = tmp_path / "ls" / "val.json"
     export_labelstudio(root, "val", out)
-    convert = converter.Converter(config=label_config(), project_dir=str(out.parent),
-                                  download_resources=False)
-    convert.convert_to_json_min(str(out), str(tmp_path / "min"), is_dir=False)
+    convert_outside("label_studio_converter",
+                    "pip install 'pascal-person-pose[test]' installs it", out, f"""
+        convert.convert_to_json_min({str(out)!r}, {str(tmp_path / "min")!r}, is_dir=False)
+        convert.convert_to_coco({str(out)!r}, {str(tmp_path / "coco")!r}, is_dir=False)
+    """)
     (minimal,) = (tmp_path / "min").glob("*.json")
     tasks = {t["id"]: t for t in json.loads(minimal.read_text())}
     assert set(tasks) == {image.image_id for image in export_images(root, "val")}
-    convert.convert_to_coco(str(out), str(tmp_path / "coco"), is_dir=False)
     coco = json.loads((tmp_path / "coco" / "result.json").read_text())
     person = next(c["id"] for c in coco["categories"] if c["name"] == "person")
     boxes = sorted(tuple(a["bbox"]) for a in coco["annotations"] if a["category_id"] == person)
