@@ -22,7 +22,7 @@ class SubmissionLimits:
     pose.json of about 10k poses, a few MB) while bounding what reading costs.
     """
 
-    pose_bytes: int = 128 * MIB  # pose.json: parsing costs about 5x its size in memory
+    pose_bytes: int = 128 * MIB  # pose.json: parsing costs a few times its size in memory
     member_bytes: int = 16 * MIB  # any other file (an 8-bit 500x500 map is 0.25 MB raw)
     total_bytes: int = 2048 * MIB  # all files together
     ratio: float = 100.0  # uncompressed / compressed, for zip members over RATIO_FLOOR
