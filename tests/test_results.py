@@ -69,6 +69,7 @@ def no_scoring(monkeypatch):
 def test_a_scored_row_records_split_and_ground_truth_fingerprint(data, results):
     result = _add(data, results, "Oracle")
     assert result.exit_code == 0, result.stderr
+    assert f"Scored on the val split, ground truth {data['fingerprint']} " in result.output
     row = json.loads((results / "oracle.json").read_text())
     assert row["ground_truth"] == {"split": "val", "fingerprint": data["fingerprint"],
                                    "images": 3}
@@ -165,3 +166,30 @@ def test_slug():
     assert slug("Xia et al. (ResNet-101, final)") == "xia-et-al-resnet-101-final"
     with pytest.raises(InputError):
         slug("+++")
+
+
+def test_bootstrap_intervals_of_ppp_score_reach_the_leaderboard(data, results, tmp_path):
+    """`ppp score --bootstrap N --seed S --add-to` keeps the intervals, and the leaderboard
+    shows them beside the numbers (issue 10, item 5)."""
+    result = _add(data, results, "Shifted", "--bootstrap", "40", "--seed", "3",
+                  submission="shifted")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads((results / "shifted.json").read_text())
+    assert row["bootstrap"] == {"resamples": 40, "seed": 3, "level": 0.95,
+                                "method": row["bootstrap"]["method"]}
+    assert set(row["intervals"]) == {"pose_ap", "adk"}
+    for table, pairs in row["intervals"].items():
+        assert set(pairs) == set(row["tables"][table])
+        for column, pair in pairs.items():
+            value = row["tables"][table][column]
+            assert (pair is None) == (value is None)
+            assert pair is None or pair[0] <= pair[1]
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["leaderboard", str(results), "--out", str(out)]
+                              ).exit_code == 0
+    markdown = (out / "leaderboard.md").read_text()
+    line = next(x for x in markdown.splitlines() if x.startswith("| 1 | Shifted ["))
+    total = row["tables"]["pose_ap"]["Total"]
+    low, high = row["intervals"]["pose_ap"]["Total"]
+    assert line.endswith(f"| {total:.1f} [{low:.1f}, {high:.1f}] |")
+    assert "(intervals: 95% confidence intervals, bootstrap over images" in markdown

@@ -160,6 +160,8 @@ def score(root: Path, submission: Path, split: str, json_out: Path | None, coco_
         except InvalidSubmission as e:
             _fail(e.problems)
     click.echo(leaderboard.score_tables_text(scores, method or "submission"))
+    click.echo(f"Scored on the {split} split, ground truth {scores['params']['ground_truth']} "
+               "(docs/leaderboard.md)\n")
     if resamples:
         from pascal_person_pose.bootstrap import interval_lines
 
