@@ -1,5 +1,6 @@
-"""The repository stands on its own: nothing points to the team's notes outside it, and
-docs/README.md indexes every page of docs/."""
+"""The repository stands on its own: nothing points to the team's notes outside it,
+docs/README.md indexes every page of docs/, and every relative link of the Markdown pages
+leads to a file (and heading) that exists."""
 
 from __future__ import annotations
 
@@ -39,3 +40,36 @@ def test_docs_index_lists_every_page():
     linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", index))
     pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
     assert pages <= linked, f"not in docs/README.md: {sorted(pages - linked)}"
+
+
+# [text](target) outside code spans; external and mail links are not checked here
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchor(heading: str) -> str:
+    """A heading's anchor as GitHub writes it: lowercase, punctuation dropped, spaces -."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return {_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_relative_links_lead_somewhere():
+    pages = [p for p in _repository_text_files() if p.suffix == ".md"]
+    broken = []
+    for page in pages:
+        text = re.sub(r"`[^`\n]*`", "", page.read_text(encoding="utf-8"))
+        text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+        for target in _LINK.findall(text):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            destination = (page.parent / path).resolve() if path else page
+            if not destination.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and destination.suffix == ".md" and anchor not in _anchors(destination):
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
