@@ -50,7 +50,7 @@ def test_read_labels(tmp_path):
 
 
 @pytest.mark.parametrize("doc, message", [
-    ("{", "not valid JSON"),
+    ("{", "labels.json"),
     ('{"people": []}', "list 'persons'"),
     ('{"persons": [{"voc_id": "x", "instance": 1}]}', "needs voc_id"),
     ('{"persons": [{"voc_id": "x", "instance": 1, "joints": {"chin": [1, 2, 2]}}]}',

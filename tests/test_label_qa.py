@@ -163,3 +163,65 @@ def test_ppp_label_check_prints_a_table_and_writes_the_report(written, tmp_path)
     assert report["flags"][0]["check"] == "outside_mask"
     assert report["flags"][0]["annotation_id"] == aid
     assert report["params"]["mask_margin"] == qa.QAParams().mask_margin
+
+
+@pytest.fixture(scope="module")
+def real_labelled(tmp_path_factory):
+    """The real PASCAL-Part samples with our labels as their ground truth."""
+    from upstream_labels import SAMPLES, labelled_samples
+
+    if not SAMPLES.is_dir():
+        pytest.skip(f"{SAMPLES} is absent")
+    return labelled_samples(tmp_path_factory.mktemp("real"), with_poses=True)
+
+
+def side_flags(root, annotation_id=None):
+    return [f for f in qa.check_split(root, "val", progress=False)
+            if f.check in ("wrong_side", "swapped_sides")
+            and (annotation_id is None or f.annotation_id == annotation_id)]
+
+
+def _real_person(root, voc_id, instance):
+    """(a copy of the real split in a fresh folder, annotation id, keypoints) of one person."""
+    from pascal_person_pose.dataset import Dataset
+
+    dataset = Dataset(root, "val")
+    sample = dataset[dataset.index_of(voc_id)]
+    person = next(p for p in sample.persons if p.instance == instance)
+    return person.annotation_id, person.keypoints.copy()
+
+
+def _copy(root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, symlinks=True)
+    return copy
+
+
+def test_our_real_labels_agree_with_the_fine_parts(real_labelled):
+    """Labelled by eye with the person's own left and right, front and back views alike."""
+    assert side_flags(real_labelled) == []
+
+
+def test_a_person_mirrored_as_a_whole_is_one_swapped_sides_error(real_labelled, tmp_path):
+    root = _copy(real_labelled, tmp_path)
+    aid, kp = _real_person(root, "2010_005243", 3)  # seen from behind, on a chair
+    edit(root, aid, kp[schema.FLIP_INDEX])
+    flags = side_flags(root)
+    assert [(f.check, f.severity, f.annotation_id) for f in flags] == [
+        ("swapped_sides", "error", aid)]
+    assert "mirror the labels" in flags[0].message and len(flags[0].joints) >= 2
+
+
+def test_one_swapped_pair_is_two_wrong_side_errors(real_labelled, tmp_path):
+    root = _copy(real_labelled, tmp_path)
+    aid, kp = _real_person(root, "2010_005243", 5)  # the child facing the camera
+    kp[[J["r_elbow"], J["l_elbow"]]] = kp[[J["l_elbow"], J["r_elbow"]]]
+    edit(root, aid, kp)
+    flags = side_flags(root)
+    assert sorted((f.check, f.joints) for f in flags) == [
+        ("wrong_side", ("l_elbow",)), ("wrong_side", ("r_elbow",))]
+    assert all(f.annotation_id == aid for f in flags)
+    message = next(f.message for f in flags if f.joints == ("r_elbow",))
+    assert "left" in message and ("luarm" in message or "llarm" in message)

@@ -1,21 +1,27 @@
-"""How close do joint proposals from part masks come to the ground truth?
+"""How close do joint proposals from part masks come to the joints people label?
 
-Builds a synthetic dataset the way a user does (``synth.write_raw_tree`` then
-``prepare.prepare``), then proposes every joint of every person of both splits from its
-part and instance maps alone (``label.proposals.propose_person`` with no labels, so left
-and right come from the facing-the-camera rule) and compares each proposal with the
-ground truth joint when that joint is labelled visible (v = 2).
+Two datasets, each built the way a user builds one (``ppp prepare`` on an upstream tree):
 
-Per joint type it prints: the visible GT joints, the share that got a proposal, the mean
-distance of those proposals in head sizes (the GT pose's forehead-neck distance, or the
-pose-box diagonal / 8 when either is missing, as the metrics do), the share of proposals
-within 0.5 head size, and the share of all visible GT joints with a proposal within 0.5
-head size (a miss counts as a failure). "mirror-free" repeats the last figure with each
-person's proposals mirrored when that fits its GT better: the gap is the cost of the
-left/right decision (persons seen from behind).
+- synthetic scenes (``synth.write_raw_tree``), compared with their exact ground truth where
+  it is visible (v = 2: an occluded synthetic joint is often wholly hidden behind another
+  person, where nobody would place it from the picture);
+- the real PASCAL-Part samples (``../shared/upstream-samples/pascal-part``, linked, never
+  copied), compared with the joints labelled by eye in
+  ``tests/data/upstream_sample_joints.json`` (every labelled joint).
+
+Every joint of every person is proposed from its maps alone (no labels), so left and right
+come from the fine parts. Per joint name and overall it prints the figures of
+``label.accuracy``: the share of compared joints with a proposal under the right name,
+under either side's name, and within 1 and 0.5 units (the diagonal of the person's mask
+box / 8), counting left/right and ignoring it. For the synthetic scenes it adds the share
+within 0.5 head sizes (the GT's forehead-neck distance), the figure this benchmark
+reported first. The baseline, in the same run: the same proposer on the part classes
+alone (``fine_map=None``: segments from connected regions, sides from the facing rule),
+its overall figures and the time ratio.
 
 Usage: ``python benchmark/perf/proposal_accuracy.py [--images 200] [--seed 0]
-[--workdir DIR]``; with ``--workdir`` the generated dataset is kept and reused.
+[--workdir DIR] [--samples DIR] [--labels FILE]``; with ``--workdir`` the generated
+datasets are kept and reused.
 """
 
 from __future__ import annotations
@@ -27,89 +33,110 @@ from pathlib import Path
 
 import numpy as np
 
-from pascal_person_pose import layout, schema
+from pascal_person_pose import layout
 from pascal_person_pose.dataset import Dataset
+from pascal_person_pose.label import accuracy
 from pascal_person_pose.label.proposals import propose_person
 from pascal_person_pose.metrics.pose_boxes import head_sizes
 
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO.parent / "shared" / "upstream-samples" / "pascal-part"
+LABELS = REPO / "tests" / "data" / "upstream_sample_joints.json"
 
-def build(work: Path, images: int, seed: int) -> Path:
-    """Raw synthetic tree -> canonical dataset (skipped when ``work`` already holds one)."""
+
+def prepared(raw: Path, root: Path) -> Path:
     from pascal_person_pose.prepare import prepare
-    from pascal_person_pose.synth import write_raw_tree
 
-    root = work / "canonical"
     if not layout.CanonicalLayout(root).annotations("val").exists():
-        start = time.perf_counter()
-        write_raw_tree(work / "raw", images, seed)
-        prepare(work / "raw", root, progress=False)
-        print(f"built {images} synthetic images in {time.perf_counter() - start:.1f} s")
+        prepare(raw, root, progress=False)
     return root
 
 
-def collect(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    """GT and proposed joints of every person of both splits, (P, 14, 3) each."""
-    gt, proposed = [], []
+def build_synthetic(work: Path, images: int, seed: int) -> Path:
+    """Raw synthetic tree -> canonical dataset (skipped when ``work`` already holds one)."""
+    from pascal_person_pose.synth import write_raw_tree
+
+    if not (work / "raw").exists():
+        write_raw_tree(work / "raw", images, seed)
+    return prepared(work / "raw", work / "canonical")
+
+
+def build_real(work: Path, samples: Path) -> Path:
+    """The real samples linked into an upstream tree -> canonical dataset."""
+    if not (work / "raw").exists():
+        accuracy.link_part_samples(samples, work / "raw")
+    return prepared(work / "raw", work / "canonical")
+
+
+def propose_all(root: Path, fine: bool = True
+                ) -> tuple[dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]], float]:
+    """``{(voc_id, instance): (GT keypoints, proposals, COCO box)}`` of both splits, and the
+    seconds the proposals took (the maps are read before the clock starts)."""
+    people, seconds = {}, 0.0
     for split in layout.SPLITS:
         for sample in Dataset(root, split):
-            if not sample.persons:
-                continue
-            part_map, instance_map = sample.part_map, sample.instance_map
+            maps = (sample.part_map, sample.instance_map, sample.fine_part_map if fine else None)
+            start = time.perf_counter()
             for person in sample.persons:
-                gt.append(person.keypoints)
-                proposed.append(propose_person(part_map, instance_map, person.instance))
-    return np.stack(gt), np.stack(proposed)
+                proposed = propose_person(maps[0], maps[1], person.instance, fine_map=maps[2])
+                people[sample.voc_id, person.instance] = (person.keypoints, proposed, person.bbox)
+            seconds += time.perf_counter() - start
+    return people, seconds
 
 
-def distances(gt: np.ndarray, proposed: np.ndarray) -> np.ndarray:
-    """Proposal-to-GT distance in head sizes, (P, 14); NaN where either is missing."""
-    d = np.hypot(*(proposed[..., :2] - gt[..., :2]).transpose(2, 0, 1))
-    d /= head_sizes(gt)[:, None]
-    return np.where((gt[..., 2] == 2) & (proposed[..., 2] > 0), d, np.nan)
-
-
-def person_mean(d: np.ndarray) -> np.ndarray:
-    """Mean distance per person over its compared joints (inf when there are none)."""
-    count = (~np.isnan(d)).sum(axis=1)
-    return np.where(count > 0, np.nansum(d, axis=1) / np.maximum(count, 1), np.inf)
+def report(title: str, truth: np.ndarray, units: np.ndarray, compare: np.ndarray | None,
+           proposed: np.ndarray, baseline: np.ndarray) -> None:
+    """The per-joint table of the proposals and the overall row of the baseline."""
+    print(title)
+    print(accuracy.format_table(accuracy.accuracy(truth, proposed, units, compare)))
+    rows = accuracy.accuracy(truth, baseline, units, compare)
+    print("baseline, part classes only: " + accuracy.format_table(rows[-1:]).splitlines()[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", type=Path, help="keep the generated dataset here and reuse it")
+    parser.add_argument("--workdir", type=Path, help="keep the generated datasets here and reuse them")
+    parser.add_argument("--samples", type=Path, default=SAMPLES,
+                        help="folder of real PASCAL-Part <id>.mat + <id>.jpg files")
+    parser.add_argument("--labels", type=Path, default=LABELS, help="joints labelled on them")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = build(args.workdir or Path(tmp), args.images, args.seed)
+        work = args.workdir or Path(tmp)
         start = time.perf_counter()
-        gt, proposed = collect(root)
-        seconds = time.perf_counter() - start
-    strict = distances(gt, proposed)
-    mirrored = distances(gt, proposed[:, schema.FLIP_INDEX])
-    use_mirror = person_mean(mirrored) < person_mean(strict)
-    mirror_free = np.where(use_mirror[:, None], mirrored, strict)
+        synthetic = build_synthetic(work / f"synthetic-{args.images}-{args.seed}", args.images,
+                                    args.seed)
+        real = build_real(work / "real", args.samples) if args.samples.is_dir() else None
+        print(f"datasets built in {time.perf_counter() - start:.1f} s")
+        people, seconds = propose_all(synthetic)
+        coarse, coarse_seconds = propose_all(synthetic, fine=False)
+        real_people = propose_all(real)[0] if real is not None else {}
+        real_coarse = propose_all(real, fine=False)[0] if real is not None else {}
 
+    gt, proposed, boxes = (np.stack(column) for column in zip(*people.values()))
+    baseline = np.stack([coarse[k][1] for k in people])
     visible = gt[..., 2] == 2
-    rows = []
-    for j, name in enumerate(schema.JOINT_NAMES):
-        n = int(visible[:, j].sum())
-        found = ~np.isnan(strict[visible[:, j], j])
-        d = strict[visible[:, j], j][found]
-        free = mirror_free[visible[:, j], j]
-        rows.append((name, n, found.mean(), d.mean(), (d <= 0.5).mean(), (d <= 0.5).sum() / n,
-                     np.nansum(free <= 0.5) / n))
-    all_d = strict[visible & ~np.isnan(strict)]
-    total = (("all joints", int(visible.sum()), (~np.isnan(strict[visible])).mean(),
-              all_d.mean(), (all_d <= 0.5).mean(), (all_d <= 0.5).sum() / visible.sum(),
-              np.nansum(mirror_free[visible] <= 0.5) / visible.sum()),)
-    print(f"{len(gt)} persons; proposals for all of them in {seconds:.1f} s "
-          f"({1000 * seconds / len(gt):.1f} ms per person, reading the maps included)")
-    print(f"{'joint':<12}{'GT vis.':>8}{'proposed':>10}{'mean dist':>11}{'<=0.5 of prop.':>16}"
-          f"{'<=0.5 of GT':>13}{'mirror-free':>13}")
-    for name, n, share, mean, within, within_gt, free in rows + list(total):
-        print(f"{name:<12}{n:>8}{share:>10.1%}{mean:>11.2f}{within:>16.1%}{within_gt:>13.1%}"
-              f"{free:>13.1%}")
+    report(f"\nsynthetic: {len(gt)} persons, visible joints (v = 2); proposals "
+           f"{1000 * seconds / len(gt):.1f} ms per person, part classes only "
+           f"{1000 * coarse_seconds / len(gt):.1f} ms ({seconds / coarse_seconds:.2f}x)",
+           gt, accuracy.box_units(boxes), visible, proposed, baseline)
+    by_head = accuracy.accuracy(gt, proposed, head_sizes(gt), visible, thresholds=(0.5,))[-1]
+    print(f"within 0.5 head sizes: {100 * by_head.pck[0.5]:.1f}% "
+          f"(left/right ignored: {100 * by_head.pck_any_side[0.5]:.1f}%)")
+
+    if real is None:
+        print(f"\nreal: {args.samples} is absent, skipped")
+        return
+    labels = accuracy.read_labels(args.labels)
+    missing = sorted(set(labels) - set(real_people))
+    if missing:
+        raise SystemExit(f"{args.labels}: persons {missing} are not in {args.samples}")
+    keys = sorted(labels)
+    report(f"\nreal PASCAL-Part samples: {len(keys)} persons, every labelled joint",
+           np.stack([labels[k] for k in keys]),
+           accuracy.box_units(np.stack([real_people[k][2] for k in keys])), None,
+           np.stack([real_people[k][1] for k in keys]), np.stack([real_coarse[k][1] for k in keys]))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,14 @@ Checks:
   pointing at the camera (a seated person's thighs) is legitimately short in the image,
   but no pose makes a bone longer than it is. Persons with fewer than ``min_bones``
   labelled bones have no reliable scale and are not judged.
+- ``wrong_side`` and ``swapped_sides`` (images with a fine part map): the fine parts name
+  the person's own left and right (``luarm``, ``rlleg``, ...). A visible joint of one side
+  whose own parts within ``part_margin`` (at least ``min_margin_px``) are mostly of the
+  other side is ``wrong_side`` (error); when every judged joint of a person, at least
+  ``min_side_joints`` of them, disagrees this way, the person's left and right labels are
+  swapped as a whole: one ``swapped_sides`` error for the person instead (mirror it).
+  A joint with no sided part of its own classes near it (a shoulder on the torso's edge)
+  is not judged; neither are occluded joints, which may lie over the other side's limb.
 - ``missing_joint``: an unlabelled joint that the part masks place (a joint proposal
   exists) and that has no pending proposal (warning). Images with ``pose_annotated:
   false`` are part-only by design and skipped.
@@ -47,8 +55,8 @@ from pascal_person_pose.label import proposals as proposals_module
 from pascal_person_pose.label.store import person_arrays
 
 SEVERITIES = ("error", "warning", "info")
-CHECKS = ("lr_crossing", "outside_mask", "wrong_part", "bone_length", "missing_joint",
-          "pending_proposal")
+CHECKS = ("lr_crossing", "wrong_side", "swapped_sides", "outside_mask", "wrong_part",
+          "bone_length", "missing_joint", "pending_proposal")
 _BONES = np.array(schema.SKELETON_INDEX)
 _BONE_NAMES = tuple(f"{e.a}-{e.b}" for e in schema.SKELETON)
 _TORSO_PAIRS = tuple((limb.joints["r"][0], limb.joints["l"][0]) for limb in proposals_module.LIMBS)
@@ -57,6 +65,8 @@ _LIMB_PAIRS = tuple((limb.joints["r"][k], limb.joints["l"][k])
 _UPPER = (proposals_module.NECK, *_TORSO_PAIRS[0])
 _HIPS = _TORSO_PAIRS[1]
 _NAMES = schema.JOINT_NAMES
+_SIDE_OF_JOINT = tuple({"r": 1, "l": -1}.get(j.name[:2].rstrip("_"), 0) for j in schema.JOINTS)
+_SIDE_NAMES = {1: "right", -1: "left"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class QAParams:
     bone_ratio: float = 1.5
     min_bones: int = 4
     min_bone_samples: int = 8  # a bone type seen fewer times in the split is not judged
+    min_side_joints: int = 2  # judged joints needed to call a whole person swapped
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,38 @@ def _placement(kp: np.ndarray, scale: float, part_map: np.ndarray, instance_map:
     return out
 
 
+def _sides(kp: np.ndarray, scale: float, fine_map: np.ndarray, instance_map: np.ndarray,
+           instance: int, params: QAParams) -> list[tuple]:
+    """``wrong_side`` flags of the visible sided joints against the fine parts' sides, or
+    one ``swapped_sides`` flag when all of the person's judged joints disagree."""
+    radius = int(np.ceil(max(params.part_margin * scale, params.min_margin_px)))
+    height, width = instance_map.shape
+    judged = []  # (joint, own-side pixels, other-side pixels, the other side's fine parts)
+    for j in np.flatnonzero((kp[:, 2] == 2) & (np.array(_SIDE_OF_JOINT) != 0)):
+        x, y = int(round(kp[j, 0])), int(round(kp[j, 1]))
+        window = (slice(max(y - radius, 0), min(y + radius + 1, height)),
+                  slice(max(x - radius, 0), min(x + radius + 1, width)))
+        fine = fine_map[window][instance_map[window] == instance]
+        fine = fine[np.isin(schema.FINE_ID_TO_PART[fine], schema.JOINT_PART_IDS[j])]
+        sides = schema.FINE_ID_SIDE[fine]
+        own, other = int((sides == _SIDE_OF_JOINT[j]).sum()), int((sides == -_SIDE_OF_JOINT[j]).sum())
+        if own + other:
+            names = sorted({schema.id2fine[f].name for f in np.unique(fine[sides != _SIDE_OF_JOINT[j]])
+                            if schema.FINE_ID_SIDE[f]})
+            judged.append((j, own, other, names))
+    wrong = [(j, own, other, names) for j, own, other, names in judged if other > own]
+    if len(judged) >= params.min_side_joints and len(wrong) == len(judged):
+        joints = tuple(_NAMES[j] for j, *_ in wrong)
+        return [("swapped_sides", "error", float(len(wrong)), joints,
+                 f"left and right are swapped for the whole person: all {len(wrong)} judged "
+                 f"joints ({', '.join(joints)}) lie on the other side's parts; mirror the labels")]
+    return [("wrong_side", "error", other / (own + other), (_NAMES[j],),
+             f"{_NAMES[j]} lies on the person's {_SIDE_NAMES[-_SIDE_OF_JOINT[j]]} "
+             f"{' / '.join(names)}, not its {_SIDE_NAMES[_SIDE_OF_JOINT[j]]} side: "
+             "left and right mixed up?")
+            for j, own, other, names in wrong]
+
+
 def _bone_lengths(kp: np.ndarray, stats: BoneStats) -> list[tuple]:
     residual, z = stats.residuals(kp[None])
     residual, z = residual[0], z[0]
@@ -260,18 +303,22 @@ def _bone_lengths(kp: np.ndarray, stats: BoneStats) -> list[tuple]:
 def check_person(keypoints: np.ndarray, proposed: np.ndarray, part_map: np.ndarray,
                  instance_map: np.ndarray, instance: int, mask: np.ndarray, bbox: np.ndarray,
                  stats: BoneStats | None, ref: PersonRef, pose_annotated: bool = True,
-                 params: QAParams = QAParams()) -> list[Flag]:
+                 params: QAParams = QAParams(), fine_map: np.ndarray | None = None
+                 ) -> list[Flag]:
     """All flags of one person (unsorted). ``keypoints`` and ``proposed`` are ``(14, 3)``;
-    ``mask`` is the person's mask, ``bbox`` its COCO box."""
+    ``mask`` is the person's mask, ``bbox`` its COCO box; ``fine_map`` the image's fine part
+    map (``Sample.fine_part_map``), when it has one."""
     kp = np.asarray(keypoints, dtype=np.float64)
     scale = person_scale(kp, bbox)
     raw = _crossings(kp, scale, params)
+    if fine_map is not None:
+        raw += _sides(kp, scale, fine_map, instance_map, instance, params)
     raw += _placement(kp, scale, part_map, instance_map, instance, mask, params)
     if stats is not None:
         raw += _bone_lengths(kp, stats)
     pending = np.asarray(proposed)[:, 2] > 0
     if pose_annotated:
-        found = proposals_module.propose_person(part_map, instance_map, instance, kp)
+        found = proposals_module.propose_person(part_map, instance_map, instance, kp, fine_map)
         missing = np.flatnonzero((kp[:, 2] == 0) & (found[:, 2] > 0) & ~pending)
         if len(missing):
             names = tuple(_NAMES[j] for j in missing)
@@ -306,12 +353,13 @@ def check_split(root: str | os.PathLike, split: str, params: QAParams = QAParams
             continue
         records = dataset.annotations(sample.image_id)
         part_map, instance_map, masks = sample.part_map, sample.instance_map, sample.masks
+        fine_map = sample.fine_part_map
         for person, record, mask in zip(sample.persons, records, masks):
             keypoints, proposed = person_arrays(record)
             flags += check_person(keypoints, proposed, part_map, instance_map, person.instance,
                                   mask, person.bbox, stats,
                                   PersonRef(sample.voc_id, sample.image_id, person.annotation_id),
-                                  sample.pose_annotated, params)
+                                  sample.pose_annotated, params, fine_map)
     return sort_flags(flags)
 
 

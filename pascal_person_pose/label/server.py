@@ -137,7 +137,7 @@ class LabelSession:
         flags = qa.check_person(keypoints, proposed, sample.part_map, sample.instance_map,
                                 person.instance, sample.masks[k], person.bbox, self.stats,
                                 qa.PersonRef(sample.voc_id, sample.image_id, person.annotation_id),
-                                sample.pose_annotated, self.params)
+                                sample.pose_annotated, self.params, sample.fine_part_map)
         contours, _ = cv2.findContours(sample.masks[k].astype(np.uint8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_SIMPLE)
         return {
