@@ -225,3 +225,18 @@ def test_one_swapped_pair_is_two_wrong_side_errors(real_labelled, tmp_path):
     assert all(f.annotation_id == aid for f in flags)
     message = next(f.message for f in flags if f.joints == ("r_elbow",))
     assert "left" in message and ("luarm" in message or "llarm" in message)
+
+
+def test_ppp_label_check_fails_on_a_person_with_swapped_sides(real_labelled, tmp_path):
+    root = _copy(real_labelled, tmp_path)
+    result = CliRunner().invoke(main, ["label", "check", str(root), "--split", "val",
+                                       "--json", str(tmp_path / "clean.json")])
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    assert clean["counts"]["swapped_sides"]["error"] == 0, result.output
+    aid, kp = _real_person(root, "2010_002526", 1)  # the man seen from behind
+    edit(root, aid, kp[schema.FLIP_INDEX])
+    result = CliRunner().invoke(main, ["label", "check", str(root), "--split", "val",
+                                       "--json", str(tmp_path / "report.json")])
+    assert result.exit_code == 1 and "swapped_sides" in result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"]["swapped_sides"]["error"] == 1
