@@ -38,11 +38,12 @@ def running_server(root, split, log_path, cwd=None):
     """``ppp label serve ROOT --split SPLIT --port 0`` in a child process (working in
     ``cwd``); yields (base URL, process). The process is always killed and reaped on
     leaving."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from pascal_person_pose.cli import main; main()", "label",
-         "serve", str(root), "--split", split, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=open(log_path, "ab"), text=True, cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from pascal_person_pose.cli import main; main()", "label",
+             "serve", str(root), "--split", split, "--port", "0"],
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         ready, _, _ = select.select([process.stdout], [], [], _START_TIMEOUT)
         line = process.stdout.readline() if ready else ""
@@ -140,8 +141,8 @@ def test_path_traversal_and_foreign_ids_are_refused(client, path):
 
 
 def test_the_image_and_its_part_map_are_served_for_split_ids(client):
-    image = client.get("/image/2009_000012")
-    assert image.status_code == 200 and image.mimetype == "image/jpeg"
+    with client.get("/image/2009_000012") as image:
+        assert image.status_code == 200 and image.mimetype == "image/jpeg"
     parts = client.get("/parts/2009_000012")
     assert parts.status_code == 200 and parts.data.startswith(b"\x89PNG")
     assert client.get("/image/..").get_json()["error"].startswith("refused")

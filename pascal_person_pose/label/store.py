@@ -45,10 +45,11 @@ import os
 import pickle
 import threading
 import time
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -190,7 +191,8 @@ class AnnotationStore:
         if not self.path.is_file():
             raise InputError(self.path, "annotation file not found (run `ppp prepare` first)")
         self._snapshot: Snapshot | None = None
-        self._held: IO | None = None  # the file the snapshot was read from, kept open
+        self._held = _Descriptor()  # the file the snapshot was read from, kept open
+        weakref.finalize(self, self._held.swap, None)  # closed with the store
         self._cache = threading.Lock()  # guards _snapshot/_held between threads
 
     # -- reading -----------------------------------------------------------------------
@@ -204,27 +206,25 @@ class AnnotationStore:
                 raise InputError(self.path, f"cannot read ({e.strerror})") from None
             if self._snapshot is None or self._snapshot.identity != identity:
                 try:
-                    handle = open(self.path, "rb")
+                    fd = os.open(self.path, os.O_RDONLY)
                 except OSError as e:
                     raise InputError(self.path, f"cannot read ({e.strerror})") from None
                 try:
-                    identity = _identity(os.fstat(handle.fileno()))
-                    doc = _parse(handle.read(), self.path)
-                    self._replace(Snapshot.of(doc, identity, self.path), handle)
+                    identity = _identity(os.fstat(fd))
+                    with os.fdopen(os.dup(fd), "rb") as f:
+                        doc = _parse(f.read(), self.path)
+                    self._snapshot = Snapshot.of(doc, identity, self.path)
                 except BaseException:
-                    handle.close()
+                    os.close(fd)
                     raise
+                self._held.swap(fd)
             return self._snapshot
-
-    def _replace(self, snapshot: Snapshot, handle: IO) -> None:
-        if self._held is not None:
-            self._held.close()
-        self._snapshot, self._held = snapshot, handle
 
     def close(self) -> None:
         """Let go of the file held open (a store is usable again after this)."""
         with self._cache:
-            self._replace(None, None)
+            self._snapshot = None
+            self._held.swap(None)
 
     def read(self) -> dict:
         """The current document (do not modify it; edit through :meth:`edit`)."""
@@ -283,10 +283,10 @@ class AnnotationStore:
         doc[REVISION_KEY] = before.revision + 1
         atomic.write_json(self.path, doc)
         with self._cache:
-            handle = open(self.path, "rb")  # ours: nobody writes while we hold the lock
-            snapshot = Snapshot.of(doc, _identity(os.fstat(handle.fileno())), self.path)
-            self._replace(snapshot, handle)
-        return snapshot
+            fd = os.open(self.path, os.O_RDONLY)  # ours: nobody writes while we hold the lock
+            self._snapshot = Snapshot.of(doc, _identity(os.fstat(fd)), self.path)
+            self._held.swap(fd)
+        return self._snapshot
 
     @contextlib.contextmanager
     def edit(self, expected: Mapping[int, int] | None = None) -> Iterator[dict]:
@@ -352,6 +352,18 @@ class AnnotationStore:
                         tmp.unlink()
                         removed += 1
         return removed
+
+
+class _Descriptor:
+    """A file descriptor held open, replaced (and the old one closed) by :meth:`swap`."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def swap(self, fd: int | None) -> None:
+        old, self.fd = self.fd, fd
+        if old is not None:
+            os.close(old)
 
 
 def _copy(doc: dict) -> dict:

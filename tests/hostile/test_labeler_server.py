@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,7 +371,7 @@ def test_a_200_mb_body_does_not_grow_the_server(tmp_path):
                 sent += 2**20
         reply = connection.getresponse()
         assert reply.status == 413
-        status = open(f"/proc/{process.pid}/status").read()
+        status = Path(f"/proc/{process.pid}/status").read_text()
         peak_kib = int(next(line.split()[1] for line in status.splitlines()
                             if line.startswith("VmHWM")))
     assert peak_kib < 400 * 1024, f"server peaked at {peak_kib / 1024:.0f} MiB"
