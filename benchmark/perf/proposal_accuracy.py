@@ -5,9 +5,10 @@ Two datasets, each built the way a user builds one (``ppp prepare`` on an upstre
 - synthetic scenes (``synth.write_raw_tree``), compared with their exact ground truth where
   it is visible (v = 2: an occluded synthetic joint is often wholly hidden behind another
   person, where nobody would place it from the picture);
-- the real PASCAL-Part samples (``../shared/upstream-samples/pascal-part``, linked, never
-  copied), compared with the joints labelled by eye in
-  ``tests/data/upstream_sample_joints.json`` (every labelled joint).
+- real PASCAL-Part persons (``--samples DIR``: PASCAL-Part ``<id>.mat`` files with their
+  VOC ``<id>.jpg``, linked, never copied), compared with the joints labelled by eye in
+  ``tests/data/upstream_sample_joints.json`` (every labelled joint; without ``--samples``
+  this part is skipped).
 
 Every joint of every person is proposed from its maps alone (no labels), so left and right
 come from the fine parts. Per joint name and overall it prints the figures of
@@ -40,7 +41,6 @@ from pascal_person_pose.label.proposals import propose_person
 from pascal_person_pose.metrics.pose_boxes import head_sizes
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO.parent / "shared" / "upstream-samples" / "pascal-part"
 LABELS = REPO / "tests" / "data" / "upstream_sample_joints.json"
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep the generated datasets here and reuse them")
-    parser.add_argument("--samples", type=Path, default=SAMPLES,
+    parser.add_argument("--samples", type=Path,
                         help="folder of real PASCAL-Part <id>.mat + <id>.jpg files")
     parser.add_argument("--labels", type=Path, default=LABELS, help="joints labelled on them")
     args = parser.parse_args()
@@ -107,7 +107,7 @@ def main() -> None:
         start = time.perf_counter()
         synthetic = build_synthetic(work / f"synthetic-{args.images}-{args.seed}", args.images,
                                     args.seed)
-        real = build_real(work / "real", args.samples) if args.samples.is_dir() else None
+        real = build_real(work / "real", args.samples) if args.samples else None
         print(f"datasets built in {time.perf_counter() - start:.1f} s")
         people, seconds = propose_all(synthetic)
         coarse, coarse_seconds = propose_all(synthetic, fine=False)
@@ -126,7 +126,7 @@ def main() -> None:
           f"(left/right ignored: {100 * by_head.pck_any_side[0.5]:.1f}%)")
 
     if real is None:
-        print(f"\nreal: {args.samples} is absent, skipped")
+        print("\nreal: no --samples folder given, skipped")
         return
     labels = accuracy.read_labels(args.labels)
     missing = sorted(set(labels) - set(real_people))
