@@ -75,19 +75,36 @@ def _map_labelled(keypoints: np.ndarray, fx: Callable, fy: Callable) -> np.ndarr
     return out
 
 
+def hflip_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
+    """Keypoints ``(..., 14, 3)`` of an image ``width`` pixels wide, mirrored left-right:
+    x -> W - 1 - x, and the person's left joints become its right ones."""
+    mirrored = _map_labelled(keypoints, lambda x: width - 1 - x, lambda y: y)
+    return np.ascontiguousarray(mirrored[..., schema.FLIP_INDEX, :])
+
+
+def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    """COCO boxes ``(N, 4)`` ``[x, y, w, h]`` mirrored left-right: x -> W - x - w."""
+    out = np.array(boxes, copy=True)
+    out[:, 0] = width - boxes[:, 0] - boxes[:, 2]
+    return out
+
+
+def hflip_image(image: np.ndarray) -> np.ndarray:
+    """An image or label map ``(H, W[, C])`` mirrored left-right (a contiguous copy)."""
+    if image.dtype == np.uint8:
+        return cv2.flip(image, 1)  # numpy's strided copy of an RGB image is ~50x slower
+    return np.ascontiguousarray(image[:, ::-1])
+
+
 def hflip(a: SampleArrays) -> SampleArrays:
     """Mirror left-right; the person's left joints become its right ones."""
-    width = a.width
-    keypoints = _map_labelled(a.keypoints, lambda x: width - 1 - x, lambda y: y)
-    boxes = a.boxes.copy()
-    boxes[:, 0] = width - a.boxes[:, 0] - a.boxes[:, 2]
     return SampleArrays(
-        image=cv2.flip(a.image, 1),  # numpy's strided copy of an RGB image is ~50x slower
-        part_map=np.ascontiguousarray(a.part_map[:, ::-1]),
-        instance_map=np.ascontiguousarray(a.instance_map[:, ::-1]),
+        image=hflip_image(a.image),
+        part_map=hflip_image(a.part_map),
+        instance_map=hflip_image(a.instance_map),
         masks=np.ascontiguousarray(a.masks[:, :, ::-1]),
-        keypoints=np.ascontiguousarray(keypoints[:, schema.FLIP_INDEX]),
-        boxes=boxes)
+        keypoints=hflip_keypoints(a.keypoints, a.width),
+        boxes=hflip_boxes(a.boxes, a.width))
 
 
 def _nearest_source(size: int, new_size: int) -> np.ndarray:

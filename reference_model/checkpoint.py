@@ -27,7 +27,7 @@ from pascal_person_pose.errors import InputError
 
 from .config import ModelConfig, config_from_dict, config_to_dict
 
-FORMAT = "ppp-reference-model/1"
+FORMAT = "ppp-reference-model/2"  # /2: configs gained the FCRF section and batch_norm
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -66,8 +66,9 @@ class Checkpoint:
                                                 f"(it has {', '.join(sorted(saved)) or 'none'})")
                 try:
                     obj.load_state_dict(saved[name])
-                except (RuntimeError, ValueError, KeyError) as error:
-                    raise InputError(self.path, f"does not fit: {str(error).splitlines()[0]}",
+                except Exception as error:  # torch raises many types for a foreign state
+                    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    raise InputError(self.path, f"does not fit: {message}",
                                      record=f"{kind} {name}") from None
         if self.torch_rng is not None:
             torch.set_rng_state(self.torch_rng)
@@ -105,14 +106,53 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise InputError(path, "no such checkpoint") from None
     except Exception as error:  # unsafe pickles, truncated or foreign files
         raise InputError(path, f"not a readable checkpoint ({type(error).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) \
+            or not payload["format"].startswith("ppp-reference-model/"):
         raise InputError(path, f"not a reference-model checkpoint (expected format {FORMAT})",
                          field="format")
-    for key, kind in (("step", int), ("modules", dict), ("optimizers", dict)):
-        if not isinstance(payload.get(key), kind):
-            raise InputError(path, f"must be a {kind.__name__}", field=key)
+    if payload["format"] != FORMAT:
+        raise InputError(path, f"format {payload['format']} is another version of the model "
+                               f"(this one reads {FORMAT}): train it again", field="format")
+    if isinstance(payload.get("step"), bool) or not isinstance(payload.get("step"), int) \
+            or payload["step"] < 0:
+        raise InputError(path, "must be an integer >= 0", field="step")
+    for key in ("modules", "optimizers"):
+        states = payload.get(key)
+        if not isinstance(states, dict) or not all(
+                isinstance(name, str) and isinstance(state, dict) for name, state in states.items()):
+            raise InputError(path, "must map names to state dicts", field=key)
+    for name, state in payload["modules"].items():
+        for key, value in state.items():
+            if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+                raise InputError(path, f"{key!r} is not a named tensor", field=f"modules.{name}")
+    _check_random_states(payload, path)
     return Checkpoint(config=config_from_dict(payload.get("config"), os.fspath(path)),
                       step=payload["step"], modules=payload["modules"],
                       optimizers=payload["optimizers"], torch_rng=payload.get("torch_rng"),
                       generator=payload.get("generator"), numpy_rng=payload.get("numpy_rng"),
                       path=os.fspath(path))
+
+
+def _check_random_states(payload: dict, path: str | os.PathLike) -> None:
+    """Each saved random state must load into a fresh generator of its kind, so that a
+    garbled one fails here, in one line, not halfway through resuming."""
+    for key in ("torch_rng", "generator"):
+        state = payload.get(key)
+        if state is None:
+            continue
+        try:
+            if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
+                raise TypeError("not a uint8 tensor")
+            torch.Generator().set_state(state)
+        except Exception as error:  # torch's checks raise RuntimeError, TypeError, ...
+            raise InputError(path, f"not a torch random state ({error})".splitlines()[0],
+                             field=key) from None
+    state = payload.get("numpy_rng")
+    if state is not None:
+        try:
+            if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+                raise TypeError("expected a PCG64 state")
+            np.random.Generator(np.random.PCG64()).bit_generator.state = state
+        except Exception as error:  # numpy raises TypeError, ValueError, KeyError, ...
+            raise InputError(path, f"not a numpy random state ({error})".splitlines()[0],
+                             field="numpy_rng") from None

@@ -1,6 +1,6 @@
 """`ppp-baseline`: train the reference model, predict a submission, write trivial baselines.
 
-Thin: parse, call :mod:`.train`, :mod:`.predict`, :mod:`.baselines`, print. torch is
+Thin: parse, call :mod:`.training`, :mod:`.predict`, :mod:`.baselines`, print. torch is
 imported inside the commands, so ``--help`` stays fast and usage errors come before the
 import. Bad input or usage ends with one line on stderr and exit code 2, never a traceback
 or a usage dump; so does a missing ``model`` extra (torch and the solvers).
@@ -106,7 +106,7 @@ def train(config_name: str, data: Path, out: Path, seed: int, device: str, threa
     import dataclasses
 
     from .config import get_config
-    from .train import BUDGETS, train as run_train
+    from .training import BUDGETS, train as run_train
 
     config = get_config(config_name)
     overrides = {k: v for k, v in (
@@ -133,7 +133,9 @@ def train(config_name: str, data: Path, out: Path, seed: int, device: str, threa
               help="FCRF without segment features (Table 1, w/o seg).")
 @click.option("--no-pose-refinement", is_flag=True,
               help="First-stage part argmax, no second stage (Table 3, w/o pose).")
-@click.option("--full-image", is_flag=True, help="No boxes: the whole image is one box.")
+@click.option("--full-image", is_flag=True,
+              help="No boxes: the whole image, zoomed so that its median box (detected, or "
+                   "GT with --gt-boxes) is at the training scale, is one box.")
 @click.option("--gt-boxes", is_flag=True, help="Ground-truth boxes instead of detections.")
 @click.option("--method", help="Method name in meta.json (default: from the variant).")
 @click.option("--device", default="cpu", show_default=True)
@@ -143,10 +145,9 @@ def predict(checkpoint: Path, data: Path, split: str, out: Path, no_segment_feat
             no_pose_refinement: bool, full_image: bool, gt_boxes: bool, method: str | None,
             device: str, threads: int | None) -> None:
     """Predict poses and part maps of SPLIT and write a submission."""
-    from .predict import PredictOptions, ReferenceModel, predict_split
+    from .model import ReferenceModel
+    from .predict import PredictOptions, predict_split
 
-    if full_image and gt_boxes:
-        raise click.UsageError("--full-image uses no boxes; it cannot take --gt-boxes")
     _set_threads(threads)
     options = PredictOptions(use_segment_features=not no_segment_features,
                              pose_refinement=not no_pose_refinement, full_image=full_image,
@@ -205,7 +206,7 @@ def trivial(data: Path, split: str, out: Path, checkpoint: Path | None, gt_boxes
     if gt_boxes:
         boxes_of, source = oracle_boxes, "GT boxes"
     else:
-        from .predict import ReferenceModel
+        from .model import ReferenceModel
 
         _set_threads(threads)
         detector = ReferenceModel.load(checkpoint, device, need_segment_features=()).detector

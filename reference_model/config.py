@@ -13,6 +13,8 @@ checkpoint always rebuilds the networks it was trained with.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -42,6 +44,7 @@ class VGGConfig:
     fc_channels: int = 1024
     fc6_dilation: int = 12
     dropout: float = 0.5
+    batch_norm: bool = False  # DeepLab has none; from scratch on a CPU it trains far faster
 
 
 BackboneConfig = Union[ResNetConfig, VGGConfig]
@@ -103,6 +106,23 @@ class RefineConfig:
 
 
 @dataclass(frozen=True)
+class FcrfConfig:
+    """The FCRF's proposals and pairwise training, distances in crop pixels.
+
+    The paper's values (Sec. 4.1: 6 proposals per type, probability > 0.2, 16 px apart;
+    DeeperCut's 17 px for a pair's endpoint to count as on its joint) hold at its 512-pixel
+    crop; a smaller crop scales the distances with it, so they stay the same share of a
+    person. ``boundary_radius`` is the segment features' "near the part boundary" window.
+    """
+
+    proposals_per_type: int = 6
+    proposal_threshold: float = 0.2
+    proposal_distance: float = 16.0
+    pair_distance: float = 17.0
+    boundary_radius: int = 4
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
@@ -110,6 +130,7 @@ class ModelConfig:
     pose: PoseConfig = field(default_factory=PoseConfig)
     part: PartConfig = field(default_factory=PartConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    fcrf: FcrfConfig = field(default_factory=FcrfConfig)
 
 
 PAPER = ModelConfig(name="paper")
@@ -132,6 +153,8 @@ TINY = ModelConfig(
                                        fc_channels=64, fc6_dilation=4)),
     # A 128-pixel crop gives a 16x16 map, so the pose maps shrink with it.
     refine=RefineConfig(channels=32, joint_radius=1.0, stick_width=3.0),
+    # The paper's distances at a 512-pixel crop, times 128 / 512.
+    fcrf=FcrfConfig(proposal_distance=4.0, pair_distance=4.25, boundary_radius=1),
 )
 
 CONFIGS: dict[str, ModelConfig] = {"paper": PAPER, "tiny": TINY}
@@ -164,19 +187,24 @@ def _plain(value: Any) -> Any:
 
 _BACKBONES = {"resnet": ResNetConfig, "vgg": VGGConfig}
 _NESTED = {"zoom": ZoomConfig, "detector": DetectorConfig, "pose": PoseConfig,
-           "part": PartConfig, "refine": RefineConfig}
+           "part": PartConfig, "refine": RefineConfig, "fcrf": FcrfConfig}
 
 
 def _build(cls: type, data: Any, source: str | None, where: str):
+    """``cls`` from a plain dict, every field present and of its annotated type."""
     if not isinstance(data, dict):
         raise InputError(source, "expected a mapping", field=where)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names), key=str)
     if unknown:
         raise InputError(source, f"unknown key {unknown[0]!r}", field=where)
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise InputError(source, f"missing key {missing[0]!r}", field=where)
     kwargs = {}
-    for name, value in data.items():
-        path = f"{where}.{name}"
+    for name in names:
+        value, path = data[name], f"{where}.{name}"
         if name == "backbone":
             kind = value.get("kind") if isinstance(value, dict) else None
             if kind not in _BACKBONES:
@@ -185,8 +213,46 @@ def _build(cls: type, data: Any, source: str | None, where: str):
             kwargs[name] = _build(_BACKBONES[kind], value, source, path)
         elif name in _NESTED and cls is ModelConfig:
             kwargs[name] = _build(_NESTED[name], value, source, path)
-        elif isinstance(value, list):
-            kwargs[name] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _checked(value, hints[name], name, source, path)
     return cls(**kwargs)
+
+
+def _checked(value: Any, kind: Any, name: str, source: str | None, path: str) -> Any:
+    """``value`` as a field of type ``kind`` (str, bool, int, float, Literal, tuples of
+    ints); a wrong type or an impossible number raises :class:`InputError`."""
+    def fail(expected: str) -> InputError:
+        shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+        return InputError(source, f"expected {expected}, got {shown}", field=path)
+
+    if typing.get_origin(kind) is Literal:
+        if value not in typing.get_args(kind):
+            raise fail(f"one of {list(typing.get_args(kind))}")
+        return value
+    if typing.get_origin(kind) is tuple:
+        inner = typing.get_args(kind)[0]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise fail("a non-empty list")
+        return tuple(_checked(v, inner, name, source, f"{path}[{i}]")
+                     for i, v in enumerate(value))
+    if kind is bool or kind is str:
+        if not isinstance(value, kind):
+            raise fail(kind.__name__)
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+        if value < (0 if name in _MAY_BE_ZERO else 1):
+            raise fail(f"an integer >= {0 if name in _MAY_BE_ZERO else 1}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        if not math.isfinite(value) or value < 0 or (name in _FRACTIONS and value >= 1):
+            raise fail("a finite number >= 0" + (" and < 1" if name in _FRACTIONS else ""))
+        return float(value)
+    raise TypeError(f"config field {path} has an unsupported type {kind!r}")
+
+
+_MAY_BE_ZERO = {"boundary_radius"}
+_FRACTIONS = {"dropout", "score_threshold", "nms_iou", "min_overlap", "proposal_threshold"}

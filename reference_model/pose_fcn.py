@@ -58,14 +58,6 @@ class PoseMaps:
     offsets: np.ndarray  # (14, 13, h, w, 2) dx, dy
     stride: int
 
-    def grid_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """``Pj`` (h, w, 14) and ``Pn`` (h, w, 364) with the grid's cells as map pixels (offsets
-        divided by the stride): the layout of ``fcrf.maps.ScoreMaps``, whose ``Ps`` is the
-        Part FCN's stride-8 output on the same grid."""
-        h, w = self.scores.shape[1:]
-        pn = np.moveaxis(self.offsets, (2, 3), (0, 1)).reshape(h, w, NUM_OFFSET_CHANNELS)
-        return np.moveaxis(self.scores, 0, -1), pn / self.stride
-
 
 class SkipHead(nn.Module):
     """Upsample the deep features to the skip's stride and add a 1x1 projection of the skip.

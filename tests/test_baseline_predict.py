@@ -18,8 +18,9 @@ from reference_model.cli import main
 from reference_model.config import TINY
 from reference_model.fcrf import PairwiseModel, RenderParams, render_score_maps
 from reference_model.fcrf.features import NUM_OFFSET_FEATURES, NUM_PAIR_TYPES
-from reference_model.predict import (Networks, PredictOptions, ReferenceModel, crop_poses,
-                                     fcrf_params, predict_split, submission_score)
+from reference_model.model import FcnMaps, Networks, ReferenceModel
+from reference_model.predict import (PredictOptions, predict_image, predict_split,
+                                     submission_score)
 from reference_model.pose_fcn import PoseMaps
 from reference_model.targets import cell_centres
 
@@ -63,8 +64,9 @@ def test_submission_score_is_monotone_and_in_unit_interval():
     assert np.all(np.diff(mapped) > 0) and mapped[0] == pytest.approx(0.2) and mapped[-1] == 1
 
 
-def test_crop_poses_place_joints_by_location_refinement():
-    """One person drawn on a 16x16 grid: each joint lands where its cell's refinement says."""
+def test_people_place_joints_by_location_refinement(random_model):
+    """One person drawn on a 16x16 grid under a 128-pixel crop: every joint is found, at its
+    best pixel moved by its cell's location refinement."""
     rng = np.random.default_rng(0)
     grid_xy = np.array([(8, 1), (8, 3), (6, 3), (5, 6), (5, 8), (7, 8), (7, 11), (7, 14),
                         (10, 3), (11, 6), (11, 8), (9, 8), (9, 11), (9, 14)], np.float64)
@@ -72,16 +74,20 @@ def test_crop_poses_place_joints_by_location_refinement():
     ideal = render_score_maps(person, (16, 16), params=RenderParams(sigma=0.8))
     shift = rng.uniform(-3, 3, (14, 1, 1, 2)).astype(np.float32)
     joints = cell_centres(16, 16, 8)[None] + shift  # (14, 16, 16, 2)
-    maps = PoseMaps(np.moveaxis(ideal.Pj, -1, 0).astype(np.float32), joints,
-                    np.moveaxis(ideal.Pn.reshape(16, 16, 14, 13, 2), (0, 1), (2, 3)) * 8, 8)
-    poses = crop_poses(maps, np.moveaxis(ideal.Ps, -1, 0), attractive_pairwise(True),
-                       fcrf_params(8))
+    offsets = np.moveaxis(ideal.Pn.reshape(16, 16, 14, 13, 2), (0, 1), (2, 3)) * 8
+    pose = PoseMaps(np.moveaxis(ideal.Pj, -1, 0).astype(np.float32), joints, offsets, 8)
+    # One pixel per joint type above the threshold, near its cell's centre.
+    upsampled = np.zeros((128, 128, 14), np.float32)
+    for t, (x, y) in enumerate(grid_xy.astype(int)):
+        upsampled[8 * y + 3, 8 * x + 3, t] = ideal.Pj[y, x, t]
+    part = np.repeat(np.repeat(ideal.Ps, 8, 0), 8, 1)
+    maps = FcnMaps([pose], torch.zeros(1, 7, 16, 16), upsampled[None], part[None])
+    poses = random_model.people(maps, 0)
     assert len(poses) == 1
     keypoints = poses[0].keypoints
     assert (keypoints[:, 2] > 0.5).all()
-    cells = grid_xy.astype(np.int64)
-    expected = joints[np.arange(14), cells[:, 1], cells[:, 0]]
-    np.testing.assert_allclose(keypoints[:, :2], expected, atol=1e-5)
+    expected = 8 * grid_xy + 3 + shift[:, 0, 0]
+    np.testing.assert_allclose(keypoints[:, :2], expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("options", [
@@ -108,9 +114,10 @@ def test_predict_split_writes_a_valid_submission(random_model, data, tmp_path, o
 def test_predict_one_image_boxes_and_shapes(random_model, data):
     dataset = Dataset(data["root"], "val")
     sample = dataset[dataset.index_of("2009_000012")]
-    full = random_model.predict(sample.image, PredictOptions(full_image=True))
+    full = predict_image(random_model, sample.image, PredictOptions(full_image=True))
     np.testing.assert_array_equal(full.boxes, [[0, 0, sample.width, sample.height]])
-    oracle = random_model.predict(sample.image, PredictOptions(gt_boxes=True), sample.boxes)
+    oracle = predict_image(random_model, sample.image, PredictOptions(gt_boxes=True),
+                           sample.boxes)
     expected = np.concatenate([sample.boxes[:, :2], sample.boxes[:, :2] + sample.boxes[:, 2:]], 1)
     np.testing.assert_allclose(oracle.boxes, expected)
     assert len(oracle.keypoints) <= len(expected)  # one pose per box at most, then NMS
@@ -119,7 +126,7 @@ def test_predict_one_image_boxes_and_shapes(random_model, data):
         assert result.part_map.dtype == np.uint8 and result.part_map.max() < schema.NUM_PARTS
         assert result.keypoints.shape[1:] == (14, 3) and len(result.scores) == len(result.keypoints)
     with pytest.raises(ValueError, match="no ground-truth boxes"):
-        random_model.predict(sample.image, PredictOptions(gt_boxes=True))
+        predict_image(random_model, sample.image, PredictOptions(gt_boxes=True))
 
 
 def test_mean_pose_baseline(data, tmp_path):

@@ -13,8 +13,8 @@ from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.errors import InputError
 from reference_model.checkpoint import load_checkpoint
 from reference_model.config import TINY
-from reference_model.train import (BUDGETS, DetectorWindows, TrainBudget, learning_rate,
-                                   person_crop, train, training_persons)
+from reference_model.training import BUDGETS, TrainBudget, learning_rate, train
+from reference_model.training.data import DetectorWindows, person_crop, training_persons
 
 BUDGET = dataclasses.replace(BUDGETS["tiny"], detector_steps=2, fcn_steps=4, batch_size=2,
                              detector_batch_size=2, checkpoint_every=2)

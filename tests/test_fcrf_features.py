@@ -9,7 +9,8 @@ from reference_model.fcrf.features import (EDGE_PART, JOINT_PARTS, NUM_PAIR_TYPE
                                            oriented_pairs, pair_features, segment_features)
 from reference_model.fcrf.maps import (NUM_OFFSET_CHANNELS, OFFSET_CHANNEL, ScoreMaps,
                                        offset_channel)
-from reference_model.fcrf.proposals import ProposalParams, Proposals, joint_proposals
+from reference_model.fcrf.proposals import (ProposalParams, Proposals, box_proposals,
+                                            joint_proposals)
 from reference_model.fcrf.synthetic import (part_label_map, person_box, random_people,
                                             render_box_maps, render_score_maps)
 
@@ -74,7 +75,7 @@ def test_offset_features_vanish_for_true_pairs_with_exact_offsets():
     proposals, owner = two_person_proposals(keypoints)
     i, j = oriented_pairs(proposals)
     assert (proposals.types[i] < proposals.types[j]).all()
-    f = offset_features(proposals, maps.Pn, i, j)
+    f = offset_features(proposals, maps, i, j)
     same = owner[i] == owner[j]
     assert np.allclose(f[same], 0.0, atol=1e-3)
     assert (f[~same, :2] > 1).all()
@@ -89,11 +90,53 @@ def test_offset_features_by_hand():
     Pn[5, 9, offset_channel(b, a):offset_channel(b, a) + 2] = (-4, 0)  # points back exactly
     proposals = Proposals(np.array([[5.0, 5.0], [9.0, 5.0]]), np.array([a, b]),
                           np.array([0.9, 0.9]))
-    f = offset_features(proposals, Pn, np.array([0]), np.array([1]))[0]
+    maps = ScoreMaps(np.zeros((20, 20, 14)), Pn, np.zeros((20, 20, 7)))
+    f = offset_features(proposals, maps, np.array([0]), np.array([1]))[0]
     assert f[0] == pytest.approx(np.hypot(4, 4))  # |(4,0) - (0,4)|
     assert f[1] == pytest.approx(0.0)
     assert f[2] == pytest.approx(np.pi / 2)
     assert f[3] == pytest.approx(0.0)
+    # The same offsets on a stride-4 grid under 80 x 80 maps: proposals at (21, 21) and
+    # (37, 21) read cells (5, 5) and (5, 9), and the offsets are in map pixels.
+    coarse = ScoreMaps(np.zeros((80, 80, 14)), Pn, np.zeros((80, 80, 7)), offset_stride=4)
+    far = Proposals(np.array([[21.0, 21.0], [37.0, 21.0]]), np.array([a, b]),
+                    np.array([0.9, 0.9]))
+    g = offset_features(far, coarse, np.array([0]), np.array([1]))[0]
+    assert g[0] == pytest.approx(np.hypot(16, 4)) and g[1] == pytest.approx(12.0)
+
+
+def test_refinement_moves_proposals_between_cell_centres():
+    Pr = np.zeros((4, 4, 14, 2))
+    Pr[1, 1, 3] = (2.0, -1.0)
+    Pr[1, 2, 3] = (6.0, -1.0)
+    maps = ScoreMaps(np.zeros((32, 32, 14)), np.zeros((4, 4, 364)), np.zeros((32, 32, 7)),
+                     offset_stride=8, Pr=Pr)
+    # Cell (1, 1)'s centre is pixel (11.5, 11.5); halfway to cell (1, 2) the shift is the mean.
+    at = maps.refinement_at(np.array([[11.5, 11.5], [15.5, 11.5], [11.5, 11.5]]),
+                            np.array([3, 3, 4]))
+    assert at.tolist() == [[2.0, -1.0], [4.0, -1.0], [0.0, 0.0]]
+    Pj = np.zeros((32, 32, 14))
+    Pj[11, 11, 3] = 0.9
+    maps = ScoreMaps(Pj, maps.Pn, maps.Ps, 8, Pr)
+    # Pixel 11 is 15/16 of the way from cell 0's centre (3.5) to cell 1's (11.5).
+    w = 0.9375 ** 2
+    assert box_proposals(maps).xy.tolist() == [[11 + 2.0 * w, 11 - 1.0 * w]]
+    with pytest.raises(ValueError, match="Pn is"):
+        ScoreMaps(Pj, np.zeros((3, 4, 364)), maps.Ps, 8)
+    with pytest.raises(ValueError, match="Pr must have shape"):
+        ScoreMaps(Pj, maps.Pn, maps.Ps, 8, np.zeros((4, 4, 14)))
+
+
+def test_pixel_level_nms_keeps_a_near_miss_on_the_slope_of_a_peak():
+    """A broad peak: the next proposal of its type is the best pixel just outside the
+    suppression radius (ties broken row-major), not another local maximum."""
+    ys, xs = np.mgrid[0:40, 0:40]
+    Pj = np.zeros((40, 40, 14))
+    Pj[:, :, 5] = 0.9 * np.exp(-((xs - 20) ** 2 + (ys - 20) ** 2) / 200)
+    found = joint_proposals(Pj, ProposalParams(max_per_type=2, min_distance=4))
+    assert found.xy.tolist() == [[20, 20], [20, 16]]
+    assert found.scores[1] == pytest.approx(0.9 * np.exp(-16 / 200))
+    assert len(joint_proposals(Pj, ProposalParams(max_per_type=6, min_distance=4))) == 6
 
 
 def test_segment_features_on_a_drawn_forearm():
@@ -135,13 +178,13 @@ def test_pair_features_cover_every_pair_of_different_types():
     keypoints = random_people(rng, 3, (100, 120))
     maps = render_score_maps(keypoints, (100, 120), rng)
     proposals = joint_proposals(maps.Pj)
-    features = pair_features(proposals, maps.Pn, PartRegions.from_scores(maps.Ps))
+    features = pair_features(proposals, maps, PartRegions.from_scores(maps.Ps))
     t = proposals.types
     expected = (t[:, None] < t[None, :]).sum()
     assert len(features.i) == expected == features.segment.shape[0]
     assert features.offset.shape == (expected, 4)
     assert (features.pair_type == PAIR_TYPE[t[features.i], t[features.j]]).all()
-    assert pair_features(proposals, maps.Pn, None).segment is None
+    assert pair_features(proposals, maps, None).segment is None
     assert NUM_PAIR_TYPES == 91 and sorted(PAIR_TYPE[np.triu_indices(14, 1)]) == list(range(91))
 
 

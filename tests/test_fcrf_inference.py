@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pascal_person_pose.metrics.pose_ap import pose_ap
-from reference_model.fcrf import (FcrfParams, Pose, TrainingBox, assemble_image, fcrf_box,
-                                  fit_pairwise_model, infer_box, infer_image)
+from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, Pose, TrainingBox,
+                                  assemble_image, fcrf_box, fit_pairwise_model)
 from reference_model.fcrf.assembly import (closest_to_centre, cluster_poses, image_to_map,
                                            map_to_image, pose_scores, to_image)
 from reference_model.fcrf.proposals import ProposalParams, Proposals
@@ -44,7 +44,8 @@ def models():
             inside = keypoints.copy()
             inside[..., :2] = image_to_map(keypoints[..., :2], box, scale)
             boxes.append(TrainingBox(maps, inside))
-    return {seg: fit_pairwise_model(boxes, use_segment_features=seg) for seg in (True, False)}
+    return {seg: fit_pairwise_model(boxes, use_segment_features=seg, pair_distance=3.0)
+            for seg in (True, False)}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,13 @@ def test_scenes():
     rng = np.random.default_rng(1)
     scenes = [scene(rng) for _ in range(8)]
     return [(keypoints, scene_boxes(keypoints, rng)) for keypoints in scenes]
+
+
+def box_pose(maps, model, box, scale):
+    """The paper's one pose per box, in image coordinates (none or one)."""
+    people = [to_image(p, box, scale) for p in fcrf_box(maps, model).poses]
+    best = closest_to_centre(people, box)
+    return [] if best is None else [best]
 
 
 def test_assembled_poses_recover_the_people(models, test_scenes):
@@ -62,15 +70,14 @@ def test_assembled_poses_recover_the_people(models, test_scenes):
         for keypoints, boxes in test_scenes:
             poses = []
             for g, box, maps, scale in boxes:
-                found = infer_box(maps.Pj, maps.Pn, maps.Ps, model, box, scale)
-                assert len(found) <= 1
+                found = box_pose(maps, model, box, scale)
                 poses += found
+                truth = keypoints[g]
+                labelled += int((truth[:, 2] > 0).sum())
                 if found:  # joint-level check: the box's own person is the one found
-                    truth = keypoints[g]
                     both = (found[0].keypoints[:, 2] > 0) & (truth[:, 2] > 0)
                     error = np.hypot(*(found[0].keypoints[:, :2] - truth[:, :2]).T)
                     hits += int((both & (error < 3)).sum())
-                labelled += int((truth[:, 2] > 0).sum())
             merged = assemble_image(poses)
             gt.append(keypoints.astype(np.float32))
             pred.append(np.stack([p.keypoints for p in merged]))
@@ -82,7 +89,7 @@ def test_assembled_poses_recover_the_people(models, test_scenes):
 def test_full_image_mode_finds_every_person(models, test_scenes):
     keypoints, _ = test_scenes[0]
     maps = render_score_maps(keypoints, (HEIGHT, WIDTH), np.random.default_rng(2))
-    poses = infer_image(maps.Pj, maps.Pn, maps.Ps, models[True])
+    poses = assemble_image(fcrf_box(maps, models[True], FULL_IMAGE_PARAMS).poses)
     people = int(((keypoints[..., 2] > 0).sum(axis=1) >= 4).sum())
     assert len(poses) >= people
     table = pose_ap([keypoints.astype(np.float32)], [np.stack([p.keypoints for p in poses])])
@@ -93,13 +100,11 @@ def test_fcrf_box_certifies_optimality(models, test_scenes):
     _, boxes = test_scenes[0]
     _, _, maps, _ = boxes[0]
     for solver in ("highs", "scipy"):
-        result = fcrf_box(maps.Pj, maps.Pn, maps.Ps, models[True], FcrfParams(solver=solver))
+        result = fcrf_box(maps, models[True], FcrfParams(solver=solver))
         assert result.solution.optimal
         assert result.program.n == len(result.proposals) > 14
         assert result.program.violations(result.solution.person) == []
-    everyone = infer_box(maps.Pj, maps.Pn, maps.Ps, models[True], (0, 0, 1, 1),
-                         params=FcrfParams(poses_per_box="all"))
-    assert len(everyone) == len(result.poses) >= 1
+        assert len(result.poses) >= 1
 
 
 def test_pose_score_is_the_sum_of_log_joint_scores():
@@ -156,6 +161,5 @@ def test_assemble_image_drops_duplicates_through_pose_nms():
 def test_params_are_checked():
     with pytest.raises(ValueError, match="unknown solver"):
         FcrfParams(solver="cplex")
-    with pytest.raises(ValueError, match="poses_per_box"):
-        FcrfParams(poses_per_box="two")
     assert FcrfParams().proposals == ProposalParams(6, 0.2, 16.0)
+    assert FULL_IMAGE_PARAMS.proposals.max_per_type == 30

@@ -1,4 +1,5 @@
-"""The pairwise model: GT labels, fitting, pickle-free save and load, bad files."""
+"""The pairwise model: DeeperCut's labels and balance, fitting, pickle-free save and load,
+bad files."""
 
 import numpy as np
 import pytest
@@ -6,10 +7,10 @@ import pytest
 from pascal_person_pose.errors import InputError
 from reference_model.fcrf.features import FeatureParams, PartRegions, pair_features
 from reference_model.fcrf.pairwise_model import PairwiseModel
-from reference_model.fcrf.proposals import Proposals, joint_proposals
+from reference_model.fcrf.proposals import Proposals, box_proposals
 from reference_model.fcrf.synthetic import random_people, render_score_maps
-from reference_model.fcrf.training import (TrainingBox, fit_pairwise_model, pair_examples,
-                                           proposal_owners)
+from reference_model.fcrf.training import (PairExamples, TrainingBox, fit_pairwise_model,
+                                           pair_examples, proposal_owners)
 
 SHAPE = (96, 128)
 
@@ -45,23 +46,49 @@ def test_proposal_owners_use_the_nearest_labelled_joint_within_the_radius():
     assert proposal_owners(proposals, np.zeros((0, 14, 3)), 8.0).tolist() == [-1] * 4
 
 
-def test_pair_examples_label_same_person_pairs(boxes):
-    examples = pair_examples(boxes[0])
+def test_pair_examples_follow_deepercut_labels(boxes):
+    """Positive: both ends within the distance of one person's joints; an end far from
+    every joint of its type makes a pair negative, whoever the other end is."""
+    box = boxes[0]
+    examples = pair_examples(box, pair_distance=2.0)
     assert examples.same.any() and (~examples.same).any()
-    assert examples.segment.shape == (len(examples.same), 10)
-    assert pair_examples(boxes[0], use_segment_features=False).segment is None
+    assert examples.segment.shape == (len(examples), 10)
+    proposals = box_proposals(box.maps)
+    owner = proposal_owners(proposals, box.keypoints, 2.0)
+    far = owner < 0
+    t = proposals.types
+    i, j = np.nonzero(t[:, None] < t[None, :])
+    assert far.any()
+    assert not examples.same[far[i] | far[j]].any()
+    assert (examples.same == ((owner[i] == owner[j]) & (owner[i] >= 0))).all()
+    # A larger distance takes the displaced proposals for joints, so more pairs are positive.
+    assert pair_examples(box, pair_distance=6.0).same.sum() > examples.same.sum()
+
+
+def test_negatives_are_balanced_per_joint_type_pair():
+    rng = np.random.default_rng(0)
+    pair_type = np.repeat([0, 1, 2], [10, 10, 3])
+    same = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0] + [1] * 7 + [0] * 3 + [1, 0, 0], bool)
+    examples = PairExamples(pair_type, rng.random((23, 4)), rng.random((23, 10)), same)
+    balanced = examples.balanced(np.random.default_rng(1))
+    for k, positives, negatives in ((0, 2, 2), (1, 7, 3), (2, 1, 1)):
+        rows = balanced.pair_type == k
+        assert (balanced.same[rows].sum(), (~balanced.same[rows]).sum()) == (positives,
+                                                                            negatives)
+    again = examples.balanced(np.random.default_rng(1))
+    assert np.array_equal(again.offset, balanced.offset)  # the seed decides the draw
 
 
 def test_fitted_model_separates_held_out_pairs(models):
+    held_out = PairExamples.concatenate(pair_examples(b) for b in training_boxes(1, 4))
+    same = held_out.same
     for seg, model in models.items():
         assert model.weights.shape == (91, 19 if seg else 9)
-        held_out = [pair_examples(b, seg) for b in training_boxes(1, 4)]
-        same = np.concatenate([e.same for e in held_out])
-        features = [pair_features(joint_proposals(b.maps.Pj), b.maps.Pn,
+        features = [pair_features(box_proposals(b.maps), b.maps,
                                   PartRegions.from_scores(b.maps.Ps) if seg else None)
                     for b in training_boxes(1, 4)]
         P = np.concatenate([model.probability(f) for f in features])
-        assert P[same].mean() > 0.5 > 0.25 > P[~same].mean()
+        assert P[same].mean() > 0.6 and P[~same].mean() < 0.4
         # Ranking quality (AUC): a positive outranks a negative almost always.
         auc = (P[same][:, None] > P[~same][None, :]).mean()
         assert auc > 0.93
@@ -83,7 +110,7 @@ def test_model_round_trips_without_pickle(models, tmp_path):
 
 def test_model_needs_part_scores_when_it_uses_them(models, boxes):
     maps = boxes[0].maps
-    features = pair_features(joint_proposals(maps.Pj), maps.Pn, None)
+    features = pair_features(box_proposals(maps), maps, None)
     with pytest.raises(ValueError, match="segment features"):
         models[True].probability(features)
     assert models[False].probability(features).shape == features.i.shape

@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pascal_person_pose.metrics.pose_ap import pose_ap  # noqa: E402
 from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, RenderParams,  # noqa: E402
                                   TrainingBox, assemble_image, fcrf_box,
-                                  fit_pairwise_model, infer_image, render_score_maps,
-                                  solve_program)
+                                  fit_pairwise_model, render_score_maps, solve_program)
 from reference_model.fcrf.assembly import (closest_to_centre, image_to_map,  # noqa: E402
                                            to_image)
 from reference_model.fcrf.synthetic import (person_box, random_people,  # noqa: E402
@@ -115,7 +114,7 @@ def scene_table(train_scenes: int, test_scenes: int, people: tuple[int, int],
             poses, spent = [], 0.0
             for box, maps, scale in boxes:
                 start = time.perf_counter()
-                result = fcrf_box(maps.Pj, maps.Pn, maps.Ps, model, FcrfParams())
+                result = fcrf_box(maps, model, FcrfParams())
                 best = closest_to_centre([to_image(p, box, scale) for p in result.poses], box)
                 spent += time.perf_counter() - start
                 poses += [] if best is None else [best]
@@ -125,8 +124,7 @@ def scene_table(train_scenes: int, test_scenes: int, people: tuple[int, int],
             run["boxes"].append(len(boxes))
             run["box_pred"].append(_stack(assemble_image(poses)))
             start = time.perf_counter()
-            whole = infer_image(image_maps.Pj, image_maps.Pn, image_maps.Ps, model,
-                                params=FULL_IMAGE_PARAMS)
+            whole = assemble_image(fcrf_box(image_maps, model, FULL_IMAGE_PARAMS).poses)
             run["image_time"].append(time.perf_counter() - start)
             run["image_pred"].append(_stack(whole))
     report = {"test_images": test_scenes}

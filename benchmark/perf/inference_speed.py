@@ -1,6 +1,6 @@
 """How long does the reference model take per image, stage by stage, with and without boxes?
 
-Runs :meth:`reference_model.predict.ReferenceModel.predict` on the first ``--images``
+Runs :func:`reference_model.predict.predict_image` on the first ``--images``
 images of a split (after one warm-up image) and reports the mean milliseconds per image of
 each stage: detector, FCNs (Pose + Part FCN on the auto-zoomed crops), FCRF (proposals,
 pairwise terms, the integer program), refinement (second-stage Part FCN) and merge (part
@@ -32,7 +32,8 @@ from pascal_person_pose.dataset import Dataset
 from reference_model.config import get_config
 from reference_model.fcrf import PairwiseModel
 from reference_model.fcrf.features import NUM_OFFSET_FEATURES, NUM_PAIR_TYPES
-from reference_model.predict import STAGES, Networks, PredictOptions, ReferenceModel
+from reference_model.model import Networks, ReferenceModel
+from reference_model.predict import STAGES, PredictOptions, predict_image
 
 
 def untrained_model(config_name: str, device: str) -> ReferenceModel:
@@ -52,12 +53,12 @@ def time_mode(model: ReferenceModel, dataset: Dataset, images: int,
               options: PredictOptions) -> dict:
     """Mean ms per image of every stage, boxes and poses per image, over ``images`` images."""
     samples = [dataset[i] for i in range(min(images + 1, len(dataset)))]
-    model.predict(samples[0].image, options, samples[0].boxes)  # warm-up
+    predict_image(model, samples[0].image, options, samples[0].boxes)  # warm-up
     seconds = dict.fromkeys(STAGES, 0.0)
     boxes = poses = 0
     start = time.perf_counter()
     for sample in samples[1:]:
-        result = model.predict(sample.image, options, sample.boxes)
+        result = predict_image(model, sample.image, options, sample.boxes)
         for stage, value in result.seconds.items():
             seconds[stage] += value
         boxes += len(result.boxes)

@@ -23,7 +23,7 @@ of that class in the box); both areas are estimated on a grid of samples.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from scipy.ndimage import label as connected_regions
@@ -32,7 +32,7 @@ from scipy.sparse import csr_matrix
 from pascal_person_pose.schema import (EDGE_PART_ID, JOINT_PART_IDS, NUM_JOINTS, NUM_PARTS,
                                        SKELETON_INDEX)
 
-from .maps import OFFSET_CHANNEL
+from .maps import OFFSET_CHANNEL, ScoreMaps
 from .proposals import Proposals
 
 NUM_OFFSET_FEATURES = 4
@@ -76,7 +76,21 @@ class FeatureParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureParams:
-        return cls(**{**d, "rectangle_samples": tuple(d["rectangle_samples"])})
+        """The inverse of :meth:`to_dict`; a value of the wrong type raises ``ValueError``."""
+        if not isinstance(d, dict) or set(d) != {f.name for f in fields(cls)}:
+            raise ValueError(f"expected the keys {sorted(f.name for f in fields(cls))}")
+        samples = d["rectangle_samples"]
+        integers = [d["boundary_radius"], d["segment_samples"]]
+        if isinstance(samples, list) and len(samples) == 2:
+            integers += samples
+        else:
+            raise ValueError("rectangle_samples must be two integers")
+        if not all(type(v) is int and v >= 0 for v in integers) or min(integers[1:]) < 1:
+            raise ValueError("the radius and sample counts must be integers (counts >= 1)")
+        aspect = d["aspect"]
+        if type(aspect) not in (int, float) or not 0 < aspect < float("inf"):
+            raise ValueError("aspect must be a positive number")
+        return cls(d["boundary_radius"], d["segment_samples"], float(aspect), tuple(samples))
 
 
 @dataclass(frozen=True)
@@ -157,17 +171,19 @@ def oriented_pairs(proposals: Proposals) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-def offset_features(proposals: Proposals, Pn: np.ndarray, i: np.ndarray,
+def offset_features(proposals: Proposals, maps: ScoreMaps, i: np.ndarray,
                     j: np.ndarray) -> np.ndarray:
-    """f(Pn) (N, 4) of oriented pairs ``(i, j)``."""
+    """f(Pn) (N, 4) of oriented pairs ``(i, j)``; ``v'`` is read in the ``Pn`` cell of the
+    source proposal."""
     xy, t = proposals.xy, proposals.types
     v_ij = xy[j] - xy[i]
+    row, col = maps.cell_of(xy)
 
     def predicted(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         channel = OFFSET_CHANNEL[t[src], t[dst]]
-        px, py = np.rint(xy[src]).astype(np.int64).T
-        return np.stack([Pn[py, px, channel], Pn[py, px, channel + 1]], axis=1).astype(
-            np.float64)
+        r, c = row[src], col[src]
+        return np.stack([maps.Pn[r, c, channel], maps.Pn[r, c, channel + 1]],
+                        axis=1).astype(np.float64)
 
     v_ij_pred, v_ji_pred = predicted(i, j), predicted(j, i)
     return np.stack([np.hypot(*(v_ij - v_ij_pred).T), np.hypot(*(-v_ij - v_ji_pred).T),
@@ -241,11 +257,11 @@ def _rectangle_iou(regions: PartRegions, a: np.ndarray, b: np.ndarray, part: np.
     return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 
 
-def pair_features(proposals: Proposals, Pn: np.ndarray, regions: PartRegions | None,
+def pair_features(proposals: Proposals, maps: ScoreMaps, regions: PartRegions | None,
                   params: FeatureParams = FeatureParams()) -> PairFeatures:
     """Features of every oriented pair of ``proposals`` (f(Ps) only when ``regions``)."""
     i, j = oriented_pairs(proposals)
     t = proposals.types
     segment = None if regions is None else segment_features(proposals, regions, i, j, params)
-    return PairFeatures(i, j, PAIR_TYPE[t[i], t[j]], offset_features(proposals, Pn, i, j),
+    return PairFeatures(i, j, PAIR_TYPE[t[i], t[j]], offset_features(proposals, maps, i, j),
                         segment)

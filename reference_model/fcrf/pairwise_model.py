@@ -106,31 +106,49 @@ class PairwiseModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PairwiseModel:
-        """Read a model written by :meth:`save`; a malformed file raises ``InputError``."""
+        """Read a model written by :meth:`save`; anything else (a truncated or foreign file,
+        wrong shapes or types, non-finite weights) raises ``InputError`` naming the field."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
-            raise InputError(path, f"not a pairwise model .npz ({error})") from None
+        except Exception as error:  # zipfile, zlib, numpy and OS errors of a damaged file
+            raise InputError(path, f"not a pairwise model .npz ({type(error).__name__}: "
+                                   f"{str(error)[:80]})".replace("\n", " ")) from None
         for key in ("format", "weights", "lo", "hi", "use_segment_features", "feature_params"):
             if key not in arrays:
                 raise InputError(path, "missing array", field=key)
-        if str(arrays["format"]) != FORMAT:
-            raise InputError(path, f"format {arrays['format']}, expected {FORMAT}",
+        text = {key: _scalar(arrays[key], np.str_, path, key)
+                for key in ("format", "feature_params")}
+        if text["format"] != FORMAT:
+            raise InputError(path, f"format {text['format'][:40]}, expected {FORMAT}",
                              field="format")
+        use_segment = bool(_scalar(arrays["use_segment_features"], np.bool_, path,
+                                   "use_segment_features"))
         try:
-            feature_params = FeatureParams.from_dict(json.loads(str(arrays["feature_params"])))
-        except (ValueError, TypeError, KeyError) as error:
-            raise InputError(path, f"not feature parameters ({error})",
+            feature_params = FeatureParams.from_dict(json.loads(text["feature_params"]))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+            raise InputError(path, f"not feature parameters ({str(error)[:80]})",
                              field="feature_params") from None
-        model = cls(arrays["weights"].astype(np.float64), arrays["lo"].astype(np.float64),
-                    arrays["hi"].astype(np.float64), bool(arrays["use_segment_features"]),
-                    feature_params)
-        expected = {"weights": (NUM_PAIR_TYPES, model.num_inputs),
-                    "lo": (NUM_PAIR_TYPES, NUM_OFFSET_FEATURES),
+        dims = 1 + 2 * NUM_OFFSET_FEATURES + NUM_SEGMENT_FEATURES * use_segment
+        expected = {"weights": (NUM_PAIR_TYPES, dims), "lo": (NUM_PAIR_TYPES, NUM_OFFSET_FEATURES),
                     "hi": (NUM_PAIR_TYPES, NUM_OFFSET_FEATURES)}
+        numbers = {}
         for key, shape in expected.items():
-            if getattr(model, key).shape != shape:
-                raise InputError(path, f"shape {getattr(model, key).shape}, expected {shape}",
-                                 field=key)
-        return model
+            array = arrays[key]
+            if array.dtype.kind not in "fiu":
+                raise InputError(path, f"dtype {array.dtype}, expected numbers", field=key)
+            if array.shape != shape:
+                raise InputError(path, f"shape {array.shape}, expected {shape}", field=key)
+            if not np.isfinite(array).all():
+                raise InputError(path, "holds a non-finite number", field=key)
+            numbers[key] = array.astype(np.float64)
+        return cls(numbers["weights"], numbers["lo"], numbers["hi"], use_segment,
+                   feature_params)
+
+
+def _scalar(array: np.ndarray, kind: type, path: str | os.PathLike, field: str):
+    """The one value of a 0-d array of ``kind`` (a string or a bool)."""
+    if array.shape != () or not np.issubdtype(array.dtype, kind):
+        raise InputError(path, f"expected one {kind.__name__.strip('_')}, got an array of "
+                               f"shape {array.shape} and dtype {array.dtype}", field=field)
+    return array.item()

@@ -1,10 +1,20 @@
-"""Training the pairwise model from boxes with ground truth (the FCRF stage of the paper).
+"""Training the pairwise model (the FCRF stage of the paper), with DeeperCut's labels.
 
-Labels come from GT, as in DeeperCut: a proposal belongs to the GT person whose labelled
-joint of the same type is nearest, if within ``match_radius`` map pixels (default half
-the proposal NMS distance, so one GT joint claims at most one proposal); a pair of
-proposals is a positive ("same person") when both belong to the same person. Pairs with
-a false proposal are negatives: such a pair should never be joined.
+The examples are the proposal pairs of boxes whose people are known, with the proposals
+found exactly as at test time (:func:`box_proposals`). A proposal is *on* a joint when a
+labelled GT joint of its type lies within ``pair_distance`` (DeeperCut: 17 px at its
+scale), and then belongs to the nearest such joint's person. A pair is positive when both
+proposals are on joints of one person, negative otherwise: two people, or an endpoint on
+no joint at all. Negatives are then subsampled to as many as the positives of their
+joint-type pair (1:1, all of them where they are fewer), and the 91 regressions are fitted
+with an L2 penalty (:meth:`PairwiseModel.fit`).
+
+Why these labels: at test time most pairs hold a false or displaced proposal, and the
+program joins a pair only when ``P_ij`` > 0.5. Trained on true pairs alone, the "inside or
+near the part" features are almost constant (both ends lie on the body) and extrapolate
+on exactly the pairs that matter; trained on every pair unbalanced, ``P_ij`` learns the
+base rate of false proposals and splits real people into fragments. Balanced distance
+labels teach the regressions which displaced endpoint to refuse.
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ from pascal_person_pose.schema import NUM_JOINTS
 from .features import FeatureParams, PartRegions, pair_features
 from .maps import ScoreMaps
 from .pairwise_model import PairwiseModel
-from .proposals import ProposalParams, Proposals, joint_proposals
+from .proposals import ProposalParams, Proposals, box_proposals
+
+PAIR_DISTANCE = 17.0  # DeeperCut's, in the map pixels of its scale
 
 
 @dataclass(frozen=True)
@@ -30,36 +42,74 @@ class TrainingBox:
 
 @dataclass(frozen=True)
 class PairExamples:
+    """Labelled proposal pairs of one or more boxes (the regressions' data)."""
+
     pair_type: np.ndarray  # (N,)
     offset: np.ndarray  # (N, 4) f(Pn)
-    segment: np.ndarray | None  # (N, 10) f(Ps)
-    same: np.ndarray  # (N,) bool
+    segment: np.ndarray  # (N, 10) f(Ps)
+    same: np.ndarray  # (N,) bool: one person
+
+    def __len__(self) -> int:
+        return len(self.same)
+
+    @classmethod
+    def concatenate(cls, parts: Iterable[PairExamples]) -> PairExamples:
+        parts = list(parts)
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 10)),
+                       np.zeros(0, bool))
+        return cls(*(np.concatenate([getattr(p, name) for p in parts])
+                     for name in ("pair_type", "offset", "segment", "same")))
+
+    def subset(self, rows: np.ndarray) -> PairExamples:
+        return PairExamples(self.pair_type[rows], self.offset[rows], self.segment[rows],
+                            self.same[rows])
+
+    def balanced(self, rng: np.random.Generator) -> PairExamples:
+        """All positives and, per joint-type pair, as many negatives drawn at random
+        (every negative where there are fewer)."""
+        keep = self.same.copy()
+        for k in np.unique(self.pair_type):
+            negatives = np.flatnonzero((self.pair_type == k) & ~self.same)
+            wanted = int((self.same & (self.pair_type == k)).sum())
+            if len(negatives) > wanted:
+                negatives = rng.choice(negatives, wanted, replace=False)
+            keep[negatives] = True
+        return self.subset(np.flatnonzero(keep))
+
+    def fit(self, use_segment_features: bool, feature_params: FeatureParams,
+            l2: float = 1.0) -> PairwiseModel:
+        """The pairwise model of these examples, with or without segment features."""
+        if not len(self):
+            raise ValueError("no proposal pairs to train on: the boxes have no proposals")
+        return PairwiseModel.fit(self.pair_type, self.offset,
+                                 self.segment if use_segment_features else None, self.same,
+                                 use_segment_features, feature_params, l2)
 
 
 def proposal_owners(proposals: Proposals, keypoints: np.ndarray,
-                    match_radius: float) -> np.ndarray:
-    """(n,) GT person index of each proposal, -1 for a false proposal."""
+                    distance: float) -> np.ndarray:
+    """(n,) GT person index of each proposal: the person of the nearest labelled joint of
+    its type within ``distance``, -1 when there is none (a false proposal)."""
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
     if not len(keypoints) or not len(proposals):
         return np.full(len(proposals), -1, dtype=np.int64)
     gt = keypoints[:, proposals.types]  # (G, n, 3): each person's joint of the proposal's type
-    distance = np.hypot(*(gt[..., :2] - proposals.xy[None]).transpose(2, 0, 1))
-    distance[gt[..., 2] <= 0] = np.inf
-    owner = distance.argmin(axis=0)
-    close = distance[owner, np.arange(len(proposals))] <= match_radius
+    gap = np.hypot(*(gt[..., :2] - proposals.xy[None]).transpose(2, 0, 1))
+    gap[gt[..., 2] <= 0] = np.inf
+    owner = gap.argmin(axis=0)
+    close = gap[owner, np.arange(len(proposals))] <= distance
     return np.where(close, owner, -1)
 
 
-def pair_examples(box: TrainingBox, use_segment_features: bool = True,
-                  proposal_params: ProposalParams = ProposalParams(),
+def pair_examples(box: TrainingBox, proposal_params: ProposalParams = ProposalParams(),
                   feature_params: FeatureParams = FeatureParams(),
-                  match_radius: float | None = None) -> PairExamples:
-    """Features and same-person labels of every proposal pair of one box."""
-    radius = proposal_params.min_distance / 2 if match_radius is None else match_radius
-    proposals = joint_proposals(box.maps.Pj, proposal_params)
-    regions = PartRegions.from_scores(box.maps.Ps) if use_segment_features else None
-    features = pair_features(proposals, box.maps.Pn, regions, feature_params)
-    owner = proposal_owners(proposals, box.keypoints, radius)
+                  pair_distance: float = PAIR_DISTANCE) -> PairExamples:
+    """Every proposal pair of one box with its features (f(Ps) included) and its label."""
+    proposals = box_proposals(box.maps, proposal_params)
+    features = pair_features(proposals, box.maps, PartRegions.from_scores(box.maps.Ps),
+                             feature_params)
+    owner = proposal_owners(proposals, box.keypoints, pair_distance)
     same = (owner[features.i] == owner[features.j]) & (owner[features.i] >= 0)
     return PairExamples(features.pair_type, features.offset, features.segment, same)
 
@@ -67,18 +117,13 @@ def pair_examples(box: TrainingBox, use_segment_features: bool = True,
 def fit_pairwise_model(boxes: Iterable[TrainingBox], use_segment_features: bool = True,
                        proposal_params: ProposalParams = ProposalParams(),
                        feature_params: FeatureParams = FeatureParams(),
-                       match_radius: float | None = None, l2: float = 1.0) -> PairwiseModel:
-    """Fit the 91 pair regressions on all proposal pairs of ``boxes``.
+                       pair_distance: float = PAIR_DISTANCE, l2: float = 1.0,
+                       seed: int = 0) -> PairwiseModel:
+    """Fit the 91 pair regressions on the balanced pairs of ``boxes``.
 
     ``use_segment_features=False`` trains the paper's "w/o seg" ablation.
     """
-    examples = [pair_examples(b, use_segment_features, proposal_params, feature_params,
-                              match_radius) for b in boxes]
-    if not examples or not sum(len(e.same) for e in examples):
-        raise ValueError("no proposal pairs to train on: the boxes have no proposals")
-    segment = (np.concatenate([e.segment for e in examples]) if use_segment_features
-               else None)
-    return PairwiseModel.fit(np.concatenate([e.pair_type for e in examples]),
-                             np.concatenate([e.offset for e in examples]), segment,
-                             np.concatenate([e.same for e in examples]),
-                             use_segment_features, feature_params, l2)
+    examples = PairExamples.concatenate(
+        pair_examples(b, proposal_params, feature_params, pair_distance) for b in boxes)
+    balanced = examples.balanced(np.random.default_rng(seed))
+    return balanced.fit(use_segment_features, feature_params, l2)
