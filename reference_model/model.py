@@ -20,7 +20,6 @@ maps. Distances are the config's ``fcrf`` section, in crop pixels.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pascal_person_pose import schema
+from pascal_person_pose import safe_json, schema
 from pascal_person_pose.errors import InputError
 
 from .backbones import images_to_tensor
@@ -263,7 +262,8 @@ def build_networks(config: ModelConfig, source: str | os.PathLike) -> Networks:
 def train_data(directory: Path) -> str:
     """The dataset a training directory was trained on, as its ``train.json`` says."""
     try:
-        data = json.loads((directory / TRAIN_LOG).read_text(encoding="utf-8"))["data"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        log = safe_json.load(directory / TRAIN_LOG)
+    except InputError:  # no log, or a damaged one: the data is only named in meta.json
         return "unknown data"
+    data = log.get("data") if isinstance(log, dict) else None
     return data if isinstance(data, str) else "unknown data"

@@ -20,7 +20,6 @@ settings beyond "roughly 3 days" of training).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -36,7 +35,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
-from pascal_person_pose import atomic
+from pascal_person_pose import atomic, safe_json
 from pascal_person_pose import progress as progress_bar
 from pascal_person_pose.errors import InputError
 
@@ -164,10 +163,7 @@ class TrainLog:
         path = out / TRAIN_LOG
         if not path.is_file():
             return cls(path, {**header, "stages": {}})
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-            raise InputError(path, f"not valid JSON ({str(error)[:80]})") from None
+        data = safe_json.load(path)
         if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
             raise InputError(path, "not a training log: expected an object with stages",
                              field="stages")
