@@ -114,24 +114,29 @@ def pose_targets(keypoints: np.ndarray, height: int, width: int, stride: int, ra
     # Squared distance from every cell to every person's joint of every type.
     d2 = ((centres[None, None] - kp[:, :, None, None, :2]) ** 2).sum(-1)  # (P, 14, h, w)
     d2 = np.where(kp[:, :, 2, None, None] > 0, d2, np.inf)
-    owner = d2.argmin(0)  # (14, h, w): the nearest person, per type and cell
-    positive = d2.min(0) <= radius * radius
-    joints = kp[owner]  # (14, h, w, 14, 3): the owner's whole pose, per type and cell
-    own = joints[np.arange(J), :, :, np.arange(J)]  # (14, h, w, 3): the owned joint itself
-    locref = (own[..., :2] - centres) / locref_scale  # (14, h, w, 2)
-    others = np.moveaxis(joints, 3, 1)[np.arange(J)[:, None], OTHER_TYPES]  # (14, 13, h, w, 3)
-    mean = offset_stats.mean.reshape(J, J - 1, 1, 1, 2)
-    std = offset_stats.std.reshape(J, J - 1, 1, 1, 2)
-    offsets = (others[..., :2] - centres - mean) / std  # (14, 13, h, w, 2)
-    offsets_mask = positive[:, None] & (others[..., 2] > 0)  # (14, 13, h, w)
+    positive = d2.min(0) <= radius * radius  # (14, h, w)
+    # Only positive cells regress: a handful per joint, so work on their list.
+    a, y, x = np.nonzero(positive)
+    owner = d2[:, a, y, x].argmin(0)  # the nearest person, per positive cell
+    pose = kp[owner]  # (n, 14, 3): the owner's whole pose
+    centre = centres[y, x]  # (n, 2)
+    locref = np.zeros((J, height, width, 2), np.float32)
+    locref[a, y, x] = (pose[np.arange(len(a)), a, :2] - centre) / locref_scale
+    others = pose[np.arange(len(a))[:, None], OTHER_TYPES[a]]  # (n, 13, 3)
+    mean = offset_stats.mean.reshape(J, J - 1, 2)[a]
+    std = offset_stats.std.reshape(J, J - 1, 2)[a]
+    labelled = others[..., 2] > 0  # (n, 13)
+    offsets = np.zeros((J, J - 1, height, width, 2), np.float32)
+    offsets_mask = np.zeros((J, J - 1, height, width), bool)
+    offsets[a, :, y, x] = np.where(labelled[..., None],
+                                   (others[..., :2] - centre[:, None] - mean) / std, 0)
+    offsets_mask[a, :, y, x] = labelled
     pos = positive.astype(np.float32)
     return PoseTargets(
         scores=pos,
-        locref=_channels_first(np.where(positive[..., None], locref, 0)).reshape(
-            2 * J, height, width),
+        locref=_channels_first(locref).reshape(2 * J, height, width),
         locref_mask=np.repeat(pos, 2, axis=0),
-        offsets=_channels_first(np.where(offsets_mask[..., None], offsets, 0)).reshape(
-            NUM_OFFSET_CHANNELS, height, width),
+        offsets=_channels_first(offsets).reshape(NUM_OFFSET_CHANNELS, height, width),
         offsets_mask=np.repeat(offsets_mask.reshape(-1, height, width), 2,
                                axis=0).astype(np.float32))
 
