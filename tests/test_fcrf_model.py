@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from pascal_person_pose.errors import InputError
-from reference_model.fcrf.features import FeatureParams, PartRegions, pair_features
+from reference_model.fcrf.features import PAIR_TYPE, FeatureParams, PartRegions, pair_features
 from reference_model.fcrf.pairwise_model import PairwiseModel
 from reference_model.fcrf.proposals import Proposals, box_proposals
 from reference_model.fcrf.synthetic import random_people, render_score_maps
-from reference_model.fcrf.training import (PairExamples, TrainingBox, fit_pairwise_model,
-                                           pair_examples, proposal_owners)
+from reference_model.fcrf.training import (PAIR_DISTANCE, TrainingBox, balanced_pairs,
+                                           fit_pairwise_model, pair_examples, proposal_owners)
 
 SHAPE = (96, 128)
 
@@ -48,46 +48,52 @@ def test_proposal_owners_use_the_nearest_labelled_joint_within_the_radius():
 
 def test_pair_examples_follow_deepercut_labels(boxes):
     """Positive: both ends within the distance of one person's joints; an end far from
-    every joint of its type makes a pair negative, whoever the other end is."""
+    every joint of its type makes a pair negative, whoever the other end is. Every
+    positive is kept, and as many negatives per joint-type pair."""
     box = boxes[0]
-    examples = pair_examples(box, pair_distance=2.0)
-    assert examples.same.any() and (~examples.same).any()
-    assert examples.segment.shape == (len(examples), 10)
     proposals = box_proposals(box.maps)
     owner = proposal_owners(proposals, box.keypoints, 2.0)
-    far = owner < 0
+    assert (owner < 0).any()
     t = proposals.types
     i, j = np.nonzero(t[:, None] < t[None, :])
-    assert far.any()
-    assert not examples.same[far[i] | far[j]].any()
-    assert (examples.same == ((owner[i] == owner[j]) & (owner[i] >= 0))).all()
-    # A larger distance takes the displaced proposals for joints, so more pairs are positive.
-    assert pair_examples(box, pair_distance=6.0).same.sum() > examples.same.sum()
+    same = (owner[i] == owner[j]) & (owner[i] >= 0)
+    kinds = PAIR_TYPE[t[i], t[j]]
+    examples = pair_examples(box, np.random.default_rng(0), pair_distance=2.0)
+    assert examples.segment.shape == (len(examples), 10)
+    assert examples.same.sum() == same.sum() > 0
+    for k in np.unique(kinds):
+        positives, negatives = same[kinds == k].sum(), (~same[kinds == k]).sum()
+        kept = examples.pair_type == k
+        assert examples.same[kept].sum() == positives
+        assert (~examples.same[kept]).sum() == min(positives, negatives)
+    # A larger distance takes the displaced proposals for joints: more positives.
+    assert pair_examples(box, np.random.default_rng(0), pair_distance=6.0).same.sum() \
+        > examples.same.sum()
 
 
-def test_negatives_are_balanced_per_joint_type_pair():
-    rng = np.random.default_rng(0)
+def test_balance_draws_as_many_negatives_per_joint_type_pair():
     pair_type = np.repeat([0, 1, 2], [10, 10, 3])
     same = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0] + [1] * 7 + [0] * 3 + [1, 0, 0], bool)
-    examples = PairExamples(pair_type, rng.random((23, 4)), rng.random((23, 10)), same)
-    balanced = examples.balanced(np.random.default_rng(1))
+    rows = balanced_pairs(pair_type, same, np.random.default_rng(1))
     for k, positives, negatives in ((0, 2, 2), (1, 7, 3), (2, 1, 1)):
-        rows = balanced.pair_type == k
-        assert (balanced.same[rows].sum(), (~balanced.same[rows]).sum()) == (positives,
-                                                                            negatives)
-    again = examples.balanced(np.random.default_rng(1))
-    assert np.array_equal(again.offset, balanced.offset)  # the seed decides the draw
+        kept = rows[pair_type[rows] == k]
+        assert (same[kept].sum(), (~same[kept]).sum()) == (positives, negatives)
+    assert np.array_equal(rows, balanced_pairs(pair_type, same, np.random.default_rng(1)))
+    assert (np.diff(rows) > 0).all()
 
 
 def test_fitted_model_separates_held_out_pairs(models):
-    held_out = PairExamples.concatenate(pair_examples(b) for b in training_boxes(1, 4))
-    same = held_out.same
     for seg, model in models.items():
         assert model.weights.shape == (91, 19 if seg else 9)
-        features = [pair_features(box_proposals(b.maps), b.maps,
-                                  PartRegions.from_scores(b.maps.Ps) if seg else None)
-                    for b in training_boxes(1, 4)]
-        P = np.concatenate([model.probability(f) for f in features])
+        P, same = [], []
+        for b in training_boxes(1, 4):  # every pair of held-out boxes, unbalanced
+            proposals = box_proposals(b.maps)
+            features = pair_features(proposals, b.maps,
+                                     PartRegions.from_scores(b.maps.Ps) if seg else None)
+            owner = proposal_owners(proposals, b.keypoints, PAIR_DISTANCE)
+            P.append(model.probability(features))
+            same.append((owner[features.i] == owner[features.j]) & (owner[features.i] >= 0))
+        P, same = np.concatenate(P), np.concatenate(same)
         assert P[same].mean() > 0.6 and P[~same].mean() < 0.4
         # Ranking quality (AUC): a positive outranks a negative almost always.
         auc = (P[same][:, None] > P[~same][None, :]).mean()

@@ -258,9 +258,11 @@ def _rectangle_iou(regions: PartRegions, a: np.ndarray, b: np.ndarray, part: np.
 
 
 def pair_features(proposals: Proposals, maps: ScoreMaps, regions: PartRegions | None,
-                  params: FeatureParams = FeatureParams()) -> PairFeatures:
-    """Features of every oriented pair of ``proposals`` (f(Ps) only when ``regions``)."""
-    i, j = oriented_pairs(proposals)
+                  params: FeatureParams = FeatureParams(),
+                  pairs: tuple[np.ndarray, np.ndarray] | None = None) -> PairFeatures:
+    """Features of the oriented pairs ``pairs`` of ``proposals`` (default: every pair);
+    f(Ps) only when ``regions`` are given."""
+    i, j = oriented_pairs(proposals) if pairs is None else pairs
     t = proposals.types
     segment = None if regions is None else segment_features(proposals, regions, i, j, params)
     return PairFeatures(i, j, PAIR_TYPE[t[i], t[j]], offset_features(proposals, maps, i, j),

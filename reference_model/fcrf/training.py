@@ -5,9 +5,10 @@ found exactly as at test time (:func:`box_proposals`). A proposal is *on* a join
 labelled GT joint of its type lies within ``pair_distance`` (DeeperCut: 17 px at its
 scale), and then belongs to the nearest such joint's person. A pair is positive when both
 proposals are on joints of one person, negative otherwise: two people, or an endpoint on
-no joint at all. Negatives are then subsampled to as many as the positives of their
-joint-type pair (1:1, all of them where they are fewer), and the 91 regressions are fitted
-with an L2 penalty (:meth:`PairwiseModel.fit`).
+no joint at all. In each box, negatives are subsampled to as many as the positives of
+their joint-type pair (1:1, all of them where they are fewer; per box rather than over the
+whole set, so that features are computed only for the pairs kept), and the 91 regressions
+are fitted with an L2 penalty (:meth:`PairwiseModel.fit`).
 
 Why these labels: at test time most pairs hold a false or displaced proposal, and the
 program joins a pair only when ``P_ij`` > 0.5. Trained on true pairs alone, the "inside or
@@ -26,7 +27,7 @@ import numpy as np
 
 from pascal_person_pose.schema import NUM_JOINTS
 
-from .features import FeatureParams, PartRegions, pair_features
+from .features import PAIR_TYPE, FeatureParams, PartRegions, oriented_pairs, pair_features
 from .maps import ScoreMaps
 from .pairwise_model import PairwiseModel
 from .proposals import ProposalParams, Proposals, box_proposals
@@ -61,22 +62,6 @@ class PairExamples:
         return cls(*(np.concatenate([getattr(p, name) for p in parts])
                      for name in ("pair_type", "offset", "segment", "same")))
 
-    def subset(self, rows: np.ndarray) -> PairExamples:
-        return PairExamples(self.pair_type[rows], self.offset[rows], self.segment[rows],
-                            self.same[rows])
-
-    def balanced(self, rng: np.random.Generator) -> PairExamples:
-        """All positives and, per joint-type pair, as many negatives drawn at random
-        (every negative where there are fewer)."""
-        keep = self.same.copy()
-        for k in np.unique(self.pair_type):
-            negatives = np.flatnonzero((self.pair_type == k) & ~self.same)
-            wanted = int((self.same & (self.pair_type == k)).sum())
-            if len(negatives) > wanted:
-                negatives = rng.choice(negatives, wanted, replace=False)
-            keep[negatives] = True
-        return self.subset(np.flatnonzero(keep))
-
     def fit(self, use_segment_features: bool, feature_params: FeatureParams,
             l2: float = 1.0) -> PairwiseModel:
         """The pairwise model of these examples, with or without segment features."""
@@ -102,16 +87,33 @@ def proposal_owners(proposals: Proposals, keypoints: np.ndarray,
     return np.where(close, owner, -1)
 
 
-def pair_examples(box: TrainingBox, proposal_params: ProposalParams = ProposalParams(),
+def balanced_pairs(pair_type: np.ndarray, same: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Rows to keep: every positive and, per joint-type pair, as many negatives drawn at
+    random (every negative where there are fewer), in their original order."""
+    keep = same.copy()
+    for k in np.unique(pair_type):
+        negatives = np.flatnonzero((pair_type == k) & ~same)
+        wanted = int((same & (pair_type == k)).sum())
+        if len(negatives) > wanted:
+            negatives = rng.choice(negatives, wanted, replace=False)
+        keep[negatives] = True
+    return np.flatnonzero(keep)
+
+
+def pair_examples(box: TrainingBox, rng: np.random.Generator,
+                  proposal_params: ProposalParams = ProposalParams(),
                   feature_params: FeatureParams = FeatureParams(),
                   pair_distance: float = PAIR_DISTANCE) -> PairExamples:
-    """Every proposal pair of one box with its features (f(Ps) included) and its label."""
+    """The balanced labelled pairs of one box with their features (f(Ps) included)."""
     proposals = box_proposals(box.maps, proposal_params)
-    features = pair_features(proposals, box.maps, PartRegions.from_scores(box.maps.Ps),
-                             feature_params)
+    i, j = oriented_pairs(proposals)
     owner = proposal_owners(proposals, box.keypoints, pair_distance)
-    same = (owner[features.i] == owner[features.j]) & (owner[features.i] >= 0)
-    return PairExamples(features.pair_type, features.offset, features.segment, same)
+    same = (owner[i] == owner[j]) & (owner[i] >= 0)
+    keep = balanced_pairs(PAIR_TYPE[proposals.types[i], proposals.types[j]], same, rng)
+    features = pair_features(proposals, box.maps, PartRegions.from_scores(box.maps.Ps),
+                             feature_params, (i[keep], j[keep]))
+    return PairExamples(features.pair_type, features.offset, features.segment, same[keep])
 
 
 def fit_pairwise_model(boxes: Iterable[TrainingBox], use_segment_features: bool = True,
@@ -123,7 +125,7 @@ def fit_pairwise_model(boxes: Iterable[TrainingBox], use_segment_features: bool 
 
     ``use_segment_features=False`` trains the paper's "w/o seg" ablation.
     """
+    rng = np.random.default_rng(seed)
     examples = PairExamples.concatenate(
-        pair_examples(b, proposal_params, feature_params, pair_distance) for b in boxes)
-    balanced = examples.balanced(np.random.default_rng(seed))
-    return balanced.fit(use_segment_features, feature_params, l2)
+        pair_examples(b, rng, proposal_params, feature_params, pair_distance) for b in boxes)
+    return examples.fit(use_segment_features, feature_params, l2)

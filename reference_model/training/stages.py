@@ -50,7 +50,8 @@ from ..model import (MODEL_FILE, STATE_DIR, Networks, ReferenceModel, box_pose,
 from ..refinement import second_stage_input
 from ..targets import (OffsetStats, collate as collate_targets, detector_targets,
                        fit_offset_stats, pose_targets)
-from .data import Crop, DetectorWindows, PersonCrops, RefineExamples, training_persons
+from .data import (Crop, DetectorWindows, PersonCrops, RefineExamples, item_rng,
+                   training_persons)
 from .runtime import Runtime, Session, TrainBudget, TrainLog, fit, to_device
 
 STAGES = ("detector", "fcn", "pairwise", "refine")
@@ -155,17 +156,19 @@ def _jittered_passes(session: Session, dataset: Dataset, purpose: str,
 
 
 def _each_crop(session: Session, model: ReferenceModel, items: list[tuple[PersonCrops, int]],
-               what: str, per_crop: Callable[[Crop, Any, int], Any]) -> list:
-    """``per_crop(crop, fcn maps, k)`` of this process's share of ``items``, the crops
-    batched through the FCNs, gathered on every process in ``items`` order."""
+               what: str, per_crop: Callable[[Crop, Any, int, int], Any]) -> list:
+    """``per_crop(crop, fcn maps, k in the batch, position in items)`` of this process's
+    share of ``items``, the crops batched through the FCNs, gathered on every process in
+    ``items`` order."""
     runtime = session.runtime
-    mine = items[runtime.rank::runtime.world]
+    positions = list(range(len(items)))[runtime.rank::runtime.world]
     batch = session.budget.batch_size
     results = []
-    for start in session.bar(iterable=range(0, len(mine), batch), desc=what, unit="batch"):
-        crops = [data[k] for data, k in mine[start:start + batch]]
+    for start in session.bar(iterable=range(0, len(positions), batch), desc=what, unit="batch"):
+        chunk = positions[start:start + batch]
+        crops = [items[p][0][items[p][1]] for p in chunk]
         maps = model.fcn_maps(np.stack([c.image for c in crops]))
-        results += [per_crop(c, maps, k) for k, c in enumerate(crops)]
+        results += [per_crop(c, maps, k, p) for k, (c, p) in enumerate(zip(crops, chunk))]
     return runtime.gather(results)
 
 
@@ -177,9 +180,10 @@ def _pairwise_stage(session: Session, model: ReferenceModel, dataset: Dataset) -
     config = session.config
     proposals, features = proposal_params(config), feature_params(config)
 
-    def examples(crop: Crop, maps, k: int) -> PairExamples:
+    def examples(crop: Crop, maps, k: int, position: int) -> PairExamples:
         box = TrainingBox(maps.score_maps(k), crop.keypoints)
-        return pair_examples(box, proposals, features, config.fcrf.pair_distance)
+        rng = item_rng(session.seed, "pairwise", 0, position)  # the balance's draw
+        return pair_examples(box, rng, proposals, features, config.fcrf.pair_distance)
 
     items = _jittered_passes(session, dataset, "pairwise", session.budget.pairwise_passes)
     found = PairExamples.concatenate(_each_crop(session, model, items, "pairwise", examples))
@@ -188,12 +192,10 @@ def _pairwise_stage(session: Session, model: ReferenceModel, dataset: Dataset) -
                                f"> {config.fcrf.proposal_threshold}) on the training crops: "
                                "train the FCNs longer (--fcn-steps)")
     if session.runtime.main:
-        balanced = found.balanced(np.random.default_rng(session.seed))
         for use_segment, path in zip((True, False), paths):
-            balanced.fit(use_segment, features).save(path)
+            found.fit(use_segment, features).save(path)
         record = session.log.stage("pairwise")
         record.update(pairs=len(found), same_person=int(found.same.sum()),
-                      balanced_pairs=len(balanced),
                       seconds=record["seconds"] + time.perf_counter() - start)
         session.log.write()
     session.runtime.barrier()
@@ -207,7 +209,7 @@ def _refine_cache(session: Session, model: ReferenceModel, dataset: Dataset) -> 
             return {key: saved[key] for key in saved.files}
     start = time.perf_counter()
 
-    def infer(crop: Crop, maps, k: int):
+    def infer(crop: Crop, maps, k: int, position: int):
         poses = stack(box_pose(model.people(maps, k), crop.box))
         t = crop.transform
         return (crop.image_index, (t.x0, t.y0, t.scale, t.width, t.height), crop.flipped,
