@@ -70,6 +70,21 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.6,
     return order[keep]
 
 
+def matched_truth(boxes: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
+    """(N,) bool: which ``truth`` boxes (N, 4) the ``boxes`` (M, 4, best first) find. Each
+    box, in order, takes the unmatched truth it overlaps most if that IoU is at least
+    ``iou_threshold`` (PASCAL VOC's greedy matching)."""
+    found = np.zeros(len(truth), bool)
+    if not len(boxes) or not len(truth):
+        return found
+    for row in box_iou(boxes, truth):
+        candidates = np.where(found, -1.0, row)
+        best = int(np.argmax(candidates))
+        if candidates[best] >= iou_threshold:
+            found[best] = True
+    return found
+
+
 class OracleDetector:
     """The ground-truth boxes of one image, each with score 1 (for ``--gt-boxes``)."""
 
