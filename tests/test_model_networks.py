@@ -9,6 +9,7 @@ import torch
 from reference_model.config import PAPER, TINY
 from reference_model.detector import CenterNet
 from reference_model.fcrf.maps import offset_channel
+from reference_model.model import FcnMaps
 from reference_model.part_fcn import PartFCN, upsample
 from reference_model.pose_fcn import PoseFCN, PoseOutput
 from reference_model.refinement import RefinementNet
@@ -81,12 +82,14 @@ def test_pose_decode_undoes_the_normalisations():
         raw[0, channel, 3, 1].item() * stats.std[channel] + stats.mean[channel], rel=1e-5)
     assert maps.joints[6, 3, 1, 0] == pytest.approx(
         grid_to_pixels(1, 8) + locref[0, 12, 3, 1].item() * TINY.pose.locref_scale, rel=1e-5)
-    # The FCRF's layout: channels last, its offset_channel order, offsets in cells.
-    pj, pn = maps.grid_maps()
-    assert pj.shape == (4, 5, 14) and pj[3, 1, 6] == maps.scores[6, 3, 1]
-    assert pn.shape == (4, 5, 364)
-    assert pn[3, 1, offset_channel(2, 6) + 1] == pytest.approx(maps.offsets[2, 5, 3, 1, 1] / 8)
-    assert pn[0, 4, offset_channel(13, 0)] == pytest.approx(maps.offsets[13, 0, 0, 4, 0] / 8)
+    # The FCRF's layout: channels last, its offset_channel order, offsets in crop pixels on
+    # the stride-8 grid, the location refinement beside them.
+    crop = FcnMaps([maps], torch.zeros(1, 7, 4, 5), np.zeros((1, 32, 40, 14), np.float32),
+                   np.full((1, 32, 40, 7), 1 / 7, np.float32)).score_maps(0)
+    assert crop.offset_stride == 8 and crop.Pn.shape == (4, 5, 364)
+    assert crop.Pn[3, 1, offset_channel(2, 6) + 1] == pytest.approx(maps.offsets[2, 5, 3, 1, 1])
+    assert crop.Pn[0, 4, offset_channel(13, 0)] == pytest.approx(maps.offsets[13, 0, 0, 4, 0])
+    assert crop.Pr[3, 1, 6, 0] == pytest.approx(maps.joints[6, 3, 1, 0] - grid_to_pixels(1, 8))
 
 
 def test_part_upsampling_is_aligned_with_the_grid_convention():
