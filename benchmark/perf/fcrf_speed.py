@@ -1,18 +1,30 @@
-"""FCRF speed (and accuracy) benchmark: per-box solve time per solver, box vs full image.
+"""FCRF speed benchmark: the exact solver against the solver before issue 11, per program
+family; box vs full image in the dense-proposal regime; and the scenes' accuracy.
 
-Part 1, solvers: random box programs of 14 types x 6 proposals (84 nodes) in three
-families of same-person / different-person probabilities: "easy" (0.5-1 / 0-0.5, the
-signs never lie), "medium" (0.4-0.95 / 0.05-0.6) and "hard" (0.3-0.9 / 0.1-0.7). For each
-solver: median and 95th-percentile wall time per box, the share of boxes solved to proven
-optimality within the time limit, and the median relative gap of the others (n/a where the
-solver proves no bound: pulp).
+Part 1, solver families. Every program is solved by the current solver and by
+``BASELINE`` (the solver before: plain triangle cuts, every pair column, GAEC only),
+measured in the same run, each with its time limit:
 
-Part 2, scenes: synthetic images of overlapping people; a pairwise model is trained on
-rendered boxes, then the same test scenes run in box mode (one FCRF per person box,
-6 proposals per type, poses merged by pose NMS) and in full-image mode (one FCRF over
-the image, 30 proposals per type). Prints the time per box, per image in each mode, their
-ratio (the paper credits boxes with ~40x), and the pose mAP of each mode with and without
-segment features.
+* random boxes of 14 types x 6 proposals (84 nodes), in three families of same-person /
+  different-person probabilities: "easy" (0.5-1 / 0-0.5, the signs never lie), "medium"
+  (0.4-0.95 / 0.05-0.6) and "hard" (0.3-0.9 / 0.1-0.7), 1 s per box;
+* dense-proposal boxes: crowded synthetic scenes, score maps rendered from GT with
+  noise, proposals by NMS at 4 px (up to 6 per type, probability > 0.1: near-miss
+  alternatives of every joint survive), a pairwise model trained on such boxes; 1 s per
+  box;
+* full-image programs of the same scenes (up to 30 proposals per type), 10 s each.
+
+Per family and solver: the share of programs proven optimal, median and 90th-percentile
+wall time, the median and largest gap of the others, and the speed ratio baseline /
+current. Targets (issue 11): hard >= 95% proven within 1 s; medium median <= 50 ms; dense
+boxes median <= 200 ms; full images proven or within a 10% gap in 10 s. Then box vs full
+image per scene: solver time of all boxes vs of the full image, and the gaps.
+``--ablations`` adds rows with one technique switched off at a time.
+
+Part 2, scenes: the pairwise model trained on rendered boxes (default proposals), the
+same test scenes in box mode (one FCRF per person box, poses merged by pose NMS) and in
+full-image mode; time per box and per image in each mode and the pose mAP of each, with
+and without segment features.
 
     .venv/bin/python benchmark/perf/fcrf_speed.py [--boxes 30] [--json out.json]
 """
@@ -22,6 +34,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,46 +42,138 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pascal_person_pose.metrics.pose_ap import pose_ap  # noqa: E402
-from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, RenderParams,  # noqa: E402
-                                  TrainingBox, assemble_image, fcrf_box,
-                                  fit_pairwise_model, render_score_maps, solve_program)
+from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, ProposalParams,  # noqa: E402
+                                  RenderParams, TrainingBox, assemble_image, box_program,
+                                  fcrf_box, fit_pairwise_model,
+                                  render_score_maps, solve_program)
 from reference_model.fcrf.assembly import (closest_to_centre, image_to_map,  # noqa: E402
                                            to_image)
+from reference_model.fcrf.ilp import BASELINE, SolverOptions  # noqa: E402
 from reference_model.fcrf.synthetic import (person_box, random_people,  # noqa: E402
                                             random_program, render_box_maps)
 
 FAMILIES = {"easy": ((0.5, 1.0), (0.0, 0.5)), "medium": ((0.4, 0.95), (0.05, 0.6)),
             "hard": ((0.3, 0.9), (0.1, 0.7))}
 HEIGHT, WIDTH, BOX_HEIGHT = 240, 320, 160
+DENSE_BOX = ProposalParams(max_per_type=6, threshold=0.1, min_distance=4.0)
+DENSE_IMAGE = replace(DENSE_BOX, max_per_type=30)
+SOLVERS = {"current": SolverOptions(), "baseline": BASELINE}
+ABLATIONS = {"no stars (plain triangles)": SolverOptions(cuts="triangles"),
+             "no Kernighan-Lin": SolverOptions(kernighan_lin=False),
+             "no pair fixing": SolverOptions(fixing=False),
+             "every column": SolverOptions(column_generation=False),
+             "simplex only": SolverOptions(lp_method="simplex")}
 
 
-def solver_table(boxes: int, pulp_boxes: int, time_limit: float, seed: int) -> list[dict]:
-    rows = []
-    for family, (same, different) in FAMILIES.items():
-        rng = np.random.default_rng(seed)
-        programs = [random_program(rng, int(rng.integers(1, 7)), same=same,
-                                   different=different) for _ in range(boxes)]
-        for solver in ("highs", "scipy", "pulp-highs", "pulp-cbc"):
-            count = pulp_boxes if solver.startswith("pulp") else boxes
-            times, optimal, gaps = [], [], []
-            for program in programs[:count]:
-                start = time.perf_counter()
-                solution = solve_program(program, solver, time_limit)
-                times.append(time.perf_counter() - start)
-                optimal.append(solution.optimal)
-                if not solution.optimal and np.isfinite(solution.gap):
-                    gaps.append(solution.gap)
-            row = {"family": family, "solver": solver, "boxes": count,
-                   "median_ms": 1e3 * float(np.median(times)),
-                   "p95_ms": 1e3 * float(np.percentile(times, 95)),
-                   "optimal_share": float(np.mean(optimal)),
-                   "unsolved_median_gap": float(np.median(gaps)) if gaps else None}
-            rows.append(row)
-            gap = "n/a" if not gaps else f"{100 * row['unsolved_median_gap']:.1f}%"
-            print(f"{family:7s} {solver:11s} n={count:3d}  median {row['median_ms']:8.1f} ms"
-                  f"  p95 {row['p95_ms']:8.1f} ms  optimal {100 * row['optimal_share']:5.1f}%"
-                  f"  median gap of the others {gap}", flush=True)
+def random_family(family: str, boxes: int, seed: int) -> list:
+    same, different = FAMILIES[family]
+    rng = np.random.default_rng(seed)
+    return [random_program(rng, int(rng.integers(1, 7)), same=same, different=different)
+            for _ in range(boxes)]
+
+
+def solve_all(programs: list, options: SolverOptions, time_limit: float) -> dict:
+    times, proven, gaps, nodes = [], [], [], []
+    for program in programs:
+        start = time.perf_counter()
+        solution = solve_program(program, time_limit=time_limit, options=options)
+        times.append(time.perf_counter() - start)
+        proven.append(solution.optimal)
+        gaps.append(solution.gap)
+        nodes.append(program.n)
+    return {"times": times, "proven": proven, "gaps": gaps, "nodes": nodes}
+
+
+def summary(run: dict) -> dict:
+    times = np.array(run["times"])
+    open_gaps = [g for g, p in zip(run["gaps"], run["proven"]) if not p]
+    return {"programs": len(times), "nodes_median": float(np.median(run["nodes"])),
+            "proven_share": float(np.mean(run["proven"])),
+            "median_ms": 1e3 * float(np.median(times)),
+            "p90_ms": 1e3 * float(np.percentile(times, 90)),
+            "unproven_median_gap": float(np.median(open_gaps)) if open_gaps else None,
+            "max_gap": float(max(run["gaps"]))}
+
+
+def family_rows(name: str, programs: list, time_limit: float, ablations: bool,
+                runs: dict | None = None) -> dict:
+    """Solve ``programs`` with every solver variant; print one line each. ``runs``, when
+    given, receives each variant's per-program results."""
+    variants = dict(SOLVERS, **(ABLATIONS if ablations else {}))
+    rows = {}
+    for label, options in variants.items():
+        run = solve_all(programs, options, time_limit)
+        if runs is not None:
+            runs[label] = run
+        rows[label] = row = summary(run)
+        gap = ("-" if row["unproven_median_gap"] is None
+               else f"{100 * row['unproven_median_gap']:.2f}%")
+        print(f"{name:12s} {label:27s} n={row['programs']:3d} ({row['nodes_median']:.0f} "
+              f"nodes)  proven {100 * row['proven_share']:5.1f}%  median "
+              f"{row['median_ms']:8.1f} ms  p90 {row['p90_ms']:8.1f} ms  gap of the others "
+              f"{gap} (max {100 * row['max_gap']:.2f}%)", flush=True)
+    ratio = rows["baseline"]["median_ms"] / rows["current"]["median_ms"]
+    print(f"{name:12s} speed-up of the median, baseline / current: {ratio:.1f}x", flush=True)
+    rows["median_speedup"] = ratio
     return rows
+
+
+def dense_scenes(scenes: int, people: tuple[int, int], render: RenderParams,
+                 train_scenes: int, seed: int) -> list[tuple[list, object]]:
+    """Per scene, the dense-proposal programs of its person boxes and of the image."""
+    model = fit_pairwise_model(training_boxes(train_scenes, people, render, seed),
+                               proposal_params=DENSE_BOX)
+    rng = np.random.default_rng(seed + 2)
+    out = []
+    for _ in range(scenes):
+        keypoints = crowded_scene(rng, people)
+        boxes = [box_program(render_box_maps(keypoints, box, BOX_HEIGHT, rng, render)[0],
+                             model, DENSE_BOX)[1] for box in person_boxes(keypoints)]
+        image = render_score_maps(keypoints, (HEIGHT, WIDTH), rng, render)
+        out.append((boxes, box_program(image, model, DENSE_IMAGE)[1]))
+    return out
+
+
+def dense_table(scenes: list, ablations: bool) -> dict:
+    boxes = [program for scene_boxes, _ in scenes for program in scene_boxes]
+    images = [image for _, image in scenes]
+    box_runs, image_runs = {}, {}
+    report = {"boxes": family_rows("dense boxes", boxes, 1.0, ablations, box_runs),
+              "images": family_rows("full images", images, 10.0, ablations, image_runs)}
+    # Box vs full image per scene (current solver): all its boxes' time vs the image's.
+    per_scene, first = [], 0
+    box_run, image_run = box_runs["current"], image_runs["current"]
+    for index, (scene_boxes, image) in enumerate(scenes):
+        part = slice(first, first + len(scene_boxes))
+        first += len(scene_boxes)
+        per_scene.append({"boxes": len(scene_boxes), "box_nodes": box_run["nodes"][part],
+                          "box_seconds": float(np.sum(box_run["times"][part])),
+                          "box_max_gap": float(max(box_run["gaps"][part], default=0.0)),
+                          "box_proven": bool(all(box_run["proven"][part])),
+                          "image_nodes": image.n,
+                          "image_seconds": image_run["times"][index],
+                          "image_gap": image_run["gaps"][index],
+                          "image_proven": bool(image_run["proven"][index])})
+    box_s = np.array([r["box_seconds"] for r in per_scene])
+    image_s = np.array([r["image_seconds"] for r in per_scene])
+    report["box_vs_image"] = r = {
+        "scenes": per_scene,
+        "boxes_ms_per_image_median": 1e3 * float(np.median(box_s)),
+        "image_ms_median": 1e3 * float(np.median(image_s)),
+        "image_over_boxes": float(image_s.sum() / box_s.sum()),
+        "boxes_proven_share": float(np.mean([r["box_proven"] for r in per_scene])),
+        "images_proven_share": float(np.mean([r["image_proven"] for r in per_scene])),
+        "image_max_gap": float(max(r["image_gap"] for r in per_scene)),
+        "box_max_gap": float(max(r["box_max_gap"] for r in per_scene))}
+    print(f"box vs full image (dense proposals, {len(per_scene)} scenes, current solver): "
+          f"solver time per image, all boxes {r['boxes_ms_per_image_median']:.1f} ms vs "
+          f"full image {r['image_ms_median']:.1f} ms (medians; totals' ratio "
+          f"{r['image_over_boxes']:.1f}x); scenes with every box proven "
+          f"{100 * r['boxes_proven_share']:.0f}% (largest box gap "
+          f"{100 * r['box_max_gap']:.2f}%), images proven "
+          f"{100 * r['images_proven_share']:.0f}% (largest gap "
+          f"{100 * r['image_max_gap']:.2f}%)", flush=True)
+    return report
 
 
 def crowded_scene(rng: np.random.Generator, people: tuple[int, int]) -> np.ndarray:
@@ -158,9 +263,12 @@ def _stack(poses) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--boxes", type=int, default=30,
-                        help="random boxes per family (0: skip part 1)")
-    parser.add_argument("--pulp-boxes", type=int, default=10, help="of those, for pulp")
-    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per box")
+                        help="random boxes per family (0: skip them)")
+    parser.add_argument("--dense-scenes", type=int, default=12,
+                        help="scenes of the dense-proposal regime (0: skip it)")
+    parser.add_argument("--dense-train-scenes", type=int, default=30)
+    parser.add_argument("--ablations", action="store_true",
+                        help="also solve with one technique off at a time")
     parser.add_argument("--train-scenes", type=int, default=60)
     parser.add_argument("--test-scenes", type=int, default=30, help="0: skip part 2")
     parser.add_argument("--offset-error", type=float, default=RenderParams().offset_error,
@@ -173,8 +281,14 @@ def main() -> None:
     render = RenderParams(offset_error=args.offset_error)
     figures = {"params": {**vars(args), "json": str(args.json)}}
     if args.boxes:
-        figures["solvers"] = solver_table(args.boxes, args.pulp_boxes, args.time_limit,
-                                          args.seed)
+        figures["random"] = {family: family_rows(family, random_family(family, args.boxes,
+                                                                       args.seed),
+                                                 1.0, args.ablations)
+                             for family in FAMILIES}
+    if args.dense_scenes:
+        scenes = dense_scenes(args.dense_scenes, (3, 6), render, args.dense_train_scenes,
+                              args.seed)
+        figures["dense"] = dense_table(scenes, args.ablations)
     if args.test_scenes:
         figures["scenes"] = scene_table(args.train_scenes, args.test_scenes,
                                         tuple(args.people), render, args.seed)

@@ -123,58 +123,80 @@ def separate_stars(columns: Columns, z: np.ndarray, limit: int,
     first: ``{k} + B`` cuts (step 1), or, when step 1 finds none and ``grow``, greedily
     grown sets of any types (step 2)."""
     x, join = columns.join_matrix(z)
-    apex, members, violation = _pair_star_sets(columns, x, join)
-    if grow and not (violation > TOLERANCE).any():
-        # Grow the most violated sets (possibly not yet violated ones) only.
-        top = np.argsort(-violation, kind="stable")[:limit]
-        apex, members = apex[top], _grow(columns, join, apex[top], members[top])
-        violation = star_values(apex, members, x, join)
-    order = np.argsort(-violation, kind="stable")
-    order = order[violation[order] > TOLERANCE][:2 * limit]
-    apex, members = apex[order], members[order]
+    x, join = x.astype(np.float32), join.astype(np.float32)  # exact at 0/1 points
+    apex, partner, best_type, violation = _pair_star_sets(columns, x, join)
+    grown = grow and not (violation > TOLERANCE).any()
+    if grown:  # grow the sets closest to violation
+        order = np.argsort(-violation, kind="stable")[:limit]
+    else:
+        order = np.argsort(-violation, kind="stable")
+        order = order[violation[order] > TOLERANCE][:2 * limit]
+    apex, violation = apex[order], violation[order]
+    members = _pair_members(columns, join, apex, partner[order], best_type[order])
+    if grown:
+        members, violation = _grow(columns, join, apex, members, violation)
+        order = np.argsort(-violation, kind="stable")
+        order = order[violation[order] > TOLERANCE][:2 * limit]
+        apex, members = apex[order], members[order]
     keep = _first_of_each(apex, members)[:limit]
     return star_rows(columns, apex[keep], members[keep])
 
 
 def _pair_star_sets(columns: Columns, x: np.ndarray, join: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step 1: for every ordered pair ``(j, k)`` with ``y_jk > 0``, the most violated
-    ``T = {k} + B`` (B of one type): apexes (q,), member masks (q, n), violations (q,)."""
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1: for every ordered pair ``(j, k)`` with ``y_jk > 0``, the type ``a`` of the
+    most violated ``T = {k} + B``: apexes, partners, types and violations (q,) each."""
     types = columns.types
     j, k = np.nonzero(join > TOLERANCE)
     if len(j) == 0:
-        n = columns.nodes
-        return np.zeros(0, np.int64), np.zeros((0, n), bool), np.zeros(0)
-    num_types = int(types.max()) + 1
-    gain = join[j] - join[k]  # (q, n): y_ij - y_ik for every i
-    positive = np.maximum(gain, 0.0)
-    by_type = positive @ (types[:, None] == np.arange(num_types)).astype(np.float64)
-    by_type[np.arange(len(j)), types[k]] = -np.inf  # B of k's type: a clique row
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0, np.float32)
+    # Sum the positive y_ij - y_ik per type of i: columns sorted by type, then reduceat
+    # (small BLAS products are slow on a busy machine).
+    by_node = np.argsort(types, kind="stable")
+    present, starts = np.unique(types[by_node], return_index=True)
+    positive = join[j][:, by_node] - join[k][:, by_node]
+    np.maximum(positive, 0.0, out=positive)
+    by_type = np.add.reduceat(positive, starts, axis=1)
+    rows = np.arange(len(j))
+    by_type[rows, np.searchsorted(present, types[k])] = -np.inf  # B of k's type: a clique row
     best = np.argmax(by_type, axis=1)
-    violation = join[j, k] + by_type[np.arange(len(j)), best] - x[j]
-    members = (types[None, :] == best[:, None]) & (gain > 0)
-    members[np.arange(len(j)), k] = True
-    return j, members, violation
+    violation = join[j, k] + by_type[rows, best] - x[j]
+    return j, k, present[best], violation
 
 
-def _grow(columns: Columns, join: np.ndarray, apex: np.ndarray, members: np.ndarray
-          ) -> np.ndarray:
-    """Step 2: add proposals to each set while one has a positive gain, largest first."""
-    members = members.copy()
-    rows = np.arange(len(apex))
+def _pair_members(columns: Columns, join: np.ndarray, apex: np.ndarray, partner: np.ndarray,
+                  best_type: np.ndarray) -> np.ndarray:
+    """Member masks (q, n) of the step-1 sets ``{k} + {i of type a : y_ij > y_ik}``."""
+    members = ((columns.types[None, :] == best_type[:, None])
+               & (join[apex] > join[partner]))
+    members[np.arange(len(apex)), partner] = True
+    return members
+
+
+def _grow(columns: Columns, join: np.ndarray, apex: np.ndarray, members: np.ndarray,
+          violation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2: add proposals to each set while one has a positive gain
+    ``y_jt - sum_{u in T} y_tu``, largest first; each gain adds to the violation."""
+    members, violation = members.copy(), violation.copy()
     if len(apex) == 0:
-        return members
+        return members, violation
+    rows = np.arange(len(apex))
     own = join[apex]
     own[rows, apex] = 0.0
+    inner = np.asarray(csr_matrix(members, dtype=join.dtype) @ join)  # sum_{u in T} y_tu
     for _ in range(int(columns.types.max()) + 1):  # a person's worth of proposals
-        gain = own - members.astype(np.float64) @ join
+        gain = own - inner
         gain[members | (own <= 0)] = -np.inf
         best = np.argmax(gain, axis=1)
-        grows = gain[rows, best] > TOLERANCE
+        step = gain[rows, best]
+        grows = step > TOLERANCE
         if not grows.any():
             break
         members[rows[grows], best[grows]] = True
-    return members
+        violation[grows] += step[grows]
+        inner[grows] += join[best[grows]]
+    return members, violation
 
 
 def star_values(apex: np.ndarray, members: np.ndarray, x: np.ndarray,
@@ -183,9 +205,9 @@ def star_values(apex: np.ndarray, members: np.ndarray, x: np.ndarray,
     same-type pairs)."""
     if len(apex) == 0:
         return np.zeros(0)
-    inside = members.astype(np.float64)
-    star = (inside * join[apex]).sum(axis=1)
-    pairs = 0.5 * ((inside @ join) * inside).sum(axis=1)
+    inside = csr_matrix(members, dtype=np.float64)
+    star = np.asarray(inside.multiply(join[apex]).sum(axis=1)).ravel()
+    pairs = 0.5 * np.asarray(inside.multiply(inside @ join).sum(axis=1)).ravel()
     return star - pairs - x[apex]
 
 
