@@ -16,7 +16,6 @@ Usage: ``python benchmark/perf/bootstrap_speed.py [--workdir DIR] [--resamples 1
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pascal_person_pose.evaluation import accumulate, summarize
 from pascal_person_pose.scoring import evaluation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from score_speed import PPP, REPO, build_case, measure  # noqa: E402  (a sibling script)
+from score_speed import PPP, REPO, case, case_arguments, measure  # noqa: E402  (a sibling script)
 
 
 def naive(evaluated, weights: np.ndarray) -> float:
@@ -43,18 +42,12 @@ def naive(evaluated, weights: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=1817)
+    parser = case_arguments(__doc__.split("\n")[0])
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--baseline-resamples", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", type=Path, help="keep the generated case here and reuse it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.workdir or Path(tmp)
-        root, submission = work / "dataset", work / "submission"
-        if not (submission / "pose.json").exists():
-            print(f"built {build_case(root, submission, args.images, args.seed)}")
+        root, submission = case(args, tmp)
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
         evaluated = evaluation(root, submission, progress=False)

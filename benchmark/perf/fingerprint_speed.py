@@ -16,13 +16,11 @@ Usage: ``python benchmark/perf/fingerprint_speed.py [--images 1817] [--workdir D
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
-from pathlib import Path
 
-from score_speed import build_case  # the val-sized case, shared with the score benchmark
+from score_speed import case, case_arguments  # the val-sized case of the score benchmark
 
 from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.fingerprint import ground_truth_files, ground_truth_fingerprint
@@ -40,17 +38,11 @@ def _best_of(repeats: int, fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=1817)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = case_arguments(__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workdir", type=Path, help="keep the generated case here and reuse it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.workdir or Path(tmp)
-        root, submission = work / "dataset", work / "submission"
-        if not (submission / "pose.json").exists():
-            print(f"built {build_case(root, submission, args.images, args.seed)}")
+        root, submission = case(args, tmp)
         load_before = os.getloadavg()[0]
         dataset = Dataset(root, "val")
         paths = [root / name for name in ground_truth_files(dataset)]

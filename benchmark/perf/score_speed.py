@@ -240,24 +240,36 @@ def subset(root: Path, submission: Path, n: int, out: Path) -> tuple[Path, Path]
     return data, sub
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def case_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of every benchmark on the val-sized case: its size, seed and workdir."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--images", type=int, default=1817)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="keep the generated case here and reuse it")
+    return parser
+
+
+def case(args: argparse.Namespace, tmp: str) -> tuple[Path, Path]:
+    """The case's dataset root and submission, built unless ``--workdir`` holds them."""
+    work = args.workdir or Path(tmp)
+    root, submission = work / "dataset", work / "submission"
+    if not (submission / "pose.json").exists():
+        start = time.perf_counter()
+        sizes = build_case(root, submission, args.images, args.seed)
+        print(f"built {sizes} in {time.perf_counter() - start:.1f} s")
+    return root, submission
+
+
+def main() -> None:
+    parser = case_arguments(__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-rev", default=BASELINE_REV,
                         help="the git revision whose `ppp score` is the baseline")
     parser.add_argument("--memory", type=int, nargs="*", default=[],
                         help="image counts for the peak-memory curve of `ppp score`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.workdir or Path(tmp)
-        root, submission = work / "dataset", work / "submission"
-        if not (submission / "pose.json").exists():
-            start = time.perf_counter()
-            sizes = build_case(root, submission, args.images, args.seed)
-            print(f"built {sizes} in {time.perf_counter() - start:.1f} s")
+        root, submission = case(args, tmp)
         old = baseline_tree(args.baseline_rev, Path(tmp) / "baseline")
         gt_file = layout.CanonicalLayout(root).annotations("val")
         sigmas = json.dumps(sigma_list())
@@ -276,7 +288,7 @@ def main() -> None:
         }
         memory = {}
         for n in args.memory:
-            data, sub = subset(root, submission, n, work / "memory")
+            data, sub = subset(root, submission, n, root.parent / "memory")
             memory[n] = measure([sys.executable, "-c", PPP, "score", str(data),
                                           str(sub)], REPO, 1)
         load_after = os.getloadavg()[0]
