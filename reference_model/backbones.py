@@ -184,7 +184,8 @@ class VGGLargeFOV(Backbone):
     """DeepLab-LargeFOV body; taps ``stage1`` .. ``stage5`` (after each pool) and ``fc7``.
 
     ``features`` keeps torchvision's indices (conv, ReLU pairs, then a pool per stage), so
-    conv ``k`` of VGG-16 is ``features.{0,2,5,7,10,12,14,17,19,21,24,26,28}``.
+    conv ``k`` of VGG-16 is ``features.{0,2,5,7,10,12,14,17,19,21,24,26,28}``; with
+    ``batch_norm`` each conv is followed by a BatchNorm2d, as in torchvision's ``vgg16_bn``.
     """
 
     def __init__(self, config: VGGConfig):
@@ -198,8 +199,10 @@ class VGGLargeFOV(Backbone):
         for s, widths in enumerate(config.stages):
             dilation = 2 if s == 4 else 1
             for width in widths:
-                layers += [nn.Conv2d(in_ch, width, 3, padding=dilation, dilation=dilation),
-                           nn.ReLU(inplace=True)]
+                layers.append(nn.Conv2d(in_ch, width, 3, padding=dilation, dilation=dilation))
+                if config.batch_norm:  # torchvision's vgg16_bn order: conv, BN, ReLU
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.ReLU(inplace=True))
                 in_ch = width
             pool_stride = 2 if s < 3 else 1
             layers.append(nn.MaxPool2d(3, pool_stride, 1))
