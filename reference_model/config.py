@@ -113,6 +113,8 @@ class FcrfConfig:
     DeeperCut's 17 px for a pair's endpoint to count as on its joint) hold at its 512-pixel
     crop; a smaller crop scales the distances with it, so they stay the same share of a
     person. ``boundary_radius`` is the segment features' "near the part boundary" window.
+    ``time_limit`` bounds the exact solver per box; past it the best labelling found so far
+    (GAEC + Kernighan-Lin, then the branch and bound's incumbent) is used, with its gap.
     """
 
     proposals_per_type: int = 6
@@ -120,6 +122,7 @@ class FcrfConfig:
     proposal_distance: float = 16.0
     pair_distance: float = 17.0
     boundary_radius: int = 4
+    time_limit: float = 1.0  # seconds per box ("within 1 sec", paper Sec. 3.1)
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,12 @@ TINY = ModelConfig(
                                        fc_channels=64, fc6_dilation=4, batch_norm=True)),
     # A 128-pixel crop gives a 16x16 map, so the pose maps shrink with it.
     refine=RefineConfig(channels=32, joint_radius=1.0, stick_width=3.0),
-    # The paper's distances at a 512-pixel crop, times 128 / 512.
-    fcrf=FcrfConfig(proposal_distance=4.0, pair_distance=4.25, boundary_radius=1),
+    # The paper's distances at a 512-pixel crop, times 128 / 512. With pixel-level NMS most
+    # tiny boxes are not proven optimal within 1 s, and the second is spent on the bound:
+    # on 16 training crops of the test's model the labelling at 0.2 s scored within 0.74%
+    # (mean 0.01%) of the one at 1 s, at a fifth of the time in training and prediction.
+    fcrf=FcrfConfig(proposal_distance=4.0, pair_distance=4.25, boundary_radius=1,
+                    time_limit=0.2),
 )
 
 CONFIGS: dict[str, ModelConfig] = {"paper": PAPER, "tiny": TINY}

@@ -69,8 +69,10 @@ def feature_params(config: ModelConfig) -> FeatureParams:
 
 def fcrf_params(config: ModelConfig, full_image: bool = False) -> FcrfParams:
     """FCRF parameters for a box, or for a whole image (``FULL_IMAGE_PARAMS``)."""
-    base = FULL_IMAGE_PARAMS if full_image else FcrfParams()
-    return replace(base, proposals=proposal_params(config, full_image))
+    if full_image:
+        return replace(FULL_IMAGE_PARAMS, proposals=proposal_params(config, full_image))
+    return FcrfParams(proposals=proposal_params(config, full_image),
+                      time_limit=config.fcrf.time_limit)
 
 
 @dataclass

@@ -1,5 +1,16 @@
 """End to end on synthetic scenes: synth -> prepare -> train -> predict -> validate -> score,
-and the trained model clearly beats the trivial baselines."""
+and the trained model beats the trivial baselines by margins that training noise does not
+erase.
+
+The margins were measured on this data with two training seeds (the closest stand-in for
+another CPU's floating-point paths, which change the trajectory as a seed does), each
+assertion asks for about half of the smaller one: pose mAP with GT boxes 14.1 / 18.4 over
+the mean pose at the same boxes, with detected boxes 12.3 / 19.2 over the mean pose at
+them; part mIOU with GT boxes 11.6 / 11.5 over all background, with detected boxes
+4.9 / 5.1 (the tiny detector finds about half of the people, and parts exist only in its
+boxes). On other synthetic data (seed 2) the part margins held (9.0 and 4.7) and the pose
+ones shrank (4.1 and 3.3): the budget below is small for the Pose FCN.
+"""
 
 import pytest
 from click.testing import CliRunner
@@ -10,8 +21,9 @@ from pascal_person_pose.scoring import score
 from pascal_person_pose.synth import write_raw_tree
 from reference_model.cli import main as baseline
 
-# 60 training and 20 val images, a short budget: about two minutes on one core.
-TRAIN = ["--detector-steps", "500", "--fcn-steps", "400", "--refine-steps", "200",
+# 60 training and 20 val images, a short budget: about seven minutes on one core. The
+# detector gets the most steps: it is the weakest link of the final numbers.
+TRAIN = ["--detector-steps", "1000", "--fcn-steps", "400", "--refine-steps", "200",
          "--batch-size", "8", "--detector-batch-size", "4", "--threads", "1"]
 
 
@@ -46,6 +58,7 @@ def test_train_predict_score_beats_trivial_baselines(tmp_path):
 
     miou = {name: s["parts"]["miou"] for name, s in scores.items()}
     # Same boxes, ours against the mean pose in them; parts against predicting background.
-    assert pose("gt") > pose("trivial_gt") + 10, scores
-    assert pose("final") > pose("trivial") + 5, scores
-    assert miou["gt"] > miou["trivial_gt"] + 8 and miou["final"] > miou["trivial"] + 2, miou
+    assert pose("gt") > pose("trivial_gt") + 7, scores
+    assert pose("final") > pose("trivial") + 6, scores
+    assert miou["gt"] > miou["trivial_gt"] + 6, miou
+    assert miou["final"] > miou["trivial"] + 2.5, miou
