@@ -69,10 +69,11 @@ def feature_params(config: ModelConfig) -> FeatureParams:
 
 def fcrf_params(config: ModelConfig, full_image: bool = False) -> FcrfParams:
     """FCRF parameters for a box, or for a whole image (``FULL_IMAGE_PARAMS``)."""
+    proposals = proposal_params(config, full_image)
     if full_image:
-        return replace(FULL_IMAGE_PARAMS, proposals=proposal_params(config, full_image))
-    return FcrfParams(proposals=proposal_params(config, full_image),
-                      time_limit=config.fcrf.time_limit)
+        return replace(FULL_IMAGE_PARAMS, proposals=proposals,
+                       time_limit=config.fcrf.full_image_time_limit)
+    return FcrfParams(proposals=proposals, time_limit=config.fcrf.time_limit)
 
 
 @dataclass
