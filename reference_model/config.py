@@ -146,9 +146,9 @@ TINY = ModelConfig(
     name="tiny",
     zoom=ZoomConfig(crop_size=128, margin=0.1),
     # The paper's 0.6 is a Faster R-CNN class probability; the heatmap peaks of a CenterNet
-    # trained for CPU minutes stay far lower (demo budget, synthetic val: median best peak
-    # 0.41; 0.6 keeps 9 boxes on 80 images). 0.15 finds 61% of the people (IoU > 0.5) with
-    # ~7 boxes per image.
+    # trained for CPU minutes stay far lower (demo, synthetic val: 0.6 keeps one box on 80
+    # images). 0.15 finds 57% of the people (IoU >= 0.5) at precision 0.26 with ~6 boxes
+    # per image (benchmark/perf/detector_accuracy.py).
     detector=DetectorConfig(backbone=_TINY_RESNET, neck_channels=32, head_channels=32,
                             input_size=320, score_threshold=0.15),
     # The radius scales with the crop (17 px at 512 would leave no positive cell at 128);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: the whole toolkit and the reference model on synthetic scenes, in about 9
-# minutes on one CPU core (measured: 8.5 min, of which 7.5 min training).
+# The demo: the whole toolkit and the reference model on synthetic scenes, on one CPU core
+# (measured: 30 min on a machine shared with other jobs, of which 17.5 min training; see
+# benchmark/README.md).
 #
 #   scripts/demo.sh OUT_DIR [BIN_DIR]
 #
