@@ -2,13 +2,13 @@
 and the trained model beats the trivial baselines by margins that training noise does not
 erase.
 
-The margins were measured on this data with two training seeds (the closest stand-in for
-another CPU's floating-point paths, which change the trajectory as a seed does), each
-assertion asks for about half of the smaller one: pose mAP with GT boxes 14.1 / 18.4 over
-the mean pose at the same boxes, with detected boxes 12.3 / 19.2 over the mean pose at
-them; part mIOU with GT boxes 11.6 / 11.5 over all background, with detected boxes
-4.9 / 5.1 (the tiny detector finds about half of the people, and parts exist only in its
-boxes). On other synthetic data (seed 2) the part margins held (9.0 and 4.7) and the pose
+The margins were measured on this data with training seeds 0, 1 and 2 and with two torch
+threads (stand-ins for another CPU's floating-point paths, which change the trajectory as
+a seed does); each assertion asks for about half of the smallest: pose mAP with GT boxes
+14.1 / 18.4 / 13.0 / 14.3 over the mean pose at the same boxes, with detected boxes
+12.3 / 19.2 / 16.2 / 12.8 over the mean pose at them; part mIOU with GT boxes
+11.6 / 11.5 / 9.8 / 12.9 over all background, with detected boxes 4.9 / 5.1 / 4.8 / 4.7
+(the tiny detector finds about half of the people, and parts exist only in its boxes). On other synthetic data (seed 2) the part margins held (9.0 and 4.7) and the pose
 ones shrank (4.1 and 3.3): the budget below is small for the Pose FCN.
 """
 
