@@ -15,6 +15,9 @@ from pascal_person_pose.label import accuracy
 from pascal_person_pose.label.proposals import propose_person, propose_split
 from pascal_person_pose.label.store import PROPOSALS_KEY, AnnotationStore, person_arrays
 from pascal_person_pose.metrics.pose_boxes import head_sizes
+from pascal_person_pose.prepare import prepare
+from pascal_person_pose.synth import render_scene, write_raw_tree
+from pascal_person_pose.synth.tree import image_rng, synth_id
 from upstream_labels import LABELS, SAMPLES, labelled_samples
 
 
@@ -120,10 +123,6 @@ def test_ppp_label_propose_on_a_missing_split_is_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """A small synthetic tree through prepare: (dataset root, scenes by VOC id)."""
-    from pascal_person_pose.prepare import prepare
-    from pascal_person_pose.synth import render_scene, write_raw_tree
-    from pascal_person_pose.synth.tree import image_rng, synth_id
-
     root = tmp_path_factory.mktemp("synthetic")
     seed, n = 3, 8
     write_raw_tree(root / "raw", n, seed)

@@ -9,9 +9,11 @@ from click.testing import CliRunner
 from canonical_fixture import write_canonical_dataset
 from pascal_person_pose import schema
 from pascal_person_pose.cli import main
+from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.label import qa
 from pascal_person_pose.label.proposals import propose_split
 from pascal_person_pose.label.store import AnnotationStore
+from upstream_labels import SAMPLES, labelled_samples
 
 J = {name: k for k, name in enumerate(schema.JOINT_NAMES)}
 
@@ -168,8 +170,6 @@ def test_ppp_label_check_prints_a_table_and_writes_the_report(written, tmp_path)
 @pytest.fixture(scope="module")
 def real_labelled(tmp_path_factory):
     """The real PASCAL-Part samples with our labels as their ground truth."""
-    from upstream_labels import SAMPLES, labelled_samples
-
     if not SAMPLES.is_dir():
         pytest.skip(f"{SAMPLES} is absent")
     return labelled_samples(tmp_path_factory.mktemp("real"), with_poses=True)
@@ -183,8 +183,6 @@ def side_flags(root, annotation_id=None):
 
 def _real_person(root, voc_id, instance):
     """(a copy of the real split in a fresh folder, annotation id, keypoints) of one person."""
-    from pascal_person_pose.dataset import Dataset
-
     dataset = Dataset(root, "val")
     sample = dataset[dataset.index_of(voc_id)]
     person = next(p for p in sample.persons if p.instance == instance)

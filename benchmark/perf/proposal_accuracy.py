@@ -39,14 +39,14 @@ from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.label import accuracy
 from pascal_person_pose.label.proposals import propose_person
 from pascal_person_pose.metrics.pose_boxes import head_sizes
+from pascal_person_pose.prepare import prepare
+from pascal_person_pose.synth import write_raw_tree
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = REPO / "tests" / "data" / "upstream_sample_joints.json"
 
 
 def prepared(raw: Path, root: Path) -> Path:
-    from pascal_person_pose.prepare import prepare
-
     if not layout.CanonicalLayout(root).annotations("val").exists():
         prepare(raw, root, progress=False)
     return root
@@ -54,8 +54,6 @@ def prepared(raw: Path, root: Path) -> Path:
 
 def build_synthetic(work: Path, images: int, seed: int) -> Path:
     """Raw synthetic tree -> canonical dataset (skipped when ``work`` already holds one)."""
-    from pascal_person_pose.synth import write_raw_tree
-
     if not (work / "raw").exists():
         write_raw_tree(work / "raw", images, seed)
     return prepared(work / "raw", work / "canonical")
