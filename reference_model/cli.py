@@ -23,7 +23,7 @@ _DATA = click.option("--data", "data", required=True,
 _THREADS = click.option("--threads", type=click.IntRange(min=1), default=None,
                         help="torch CPU threads (default: torch's choice, all cores).")
 # What the `model` extra installs, by import name (pyproject.toml's [model]).
-MODEL_EXTRA_MODULES = ("torch", "pulp", "highspy", "safetensors")
+MODEL_EXTRA_MODULES = ("torch", "pulp", "highspy", "safetensors", "numba")
 _PAPER = "Xia, Wang, Chen, Yuille: Joint Multi-Person Pose Estimation and Semantic Part " \
          "Segmentation, CVPR 2017"
 

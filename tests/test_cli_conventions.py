@@ -210,7 +210,7 @@ _BLOCK_MODEL_EXTRA = """
 import importlib.abc, sys
 class _Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"torch", "pulp", "highspy", "safetensors"}:
+        if name.partition(".")[0] in {"torch", "pulp", "highspy", "safetensors", "numba"}:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, _Block())
 from reference_model.cli import main

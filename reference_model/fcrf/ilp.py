@@ -7,9 +7,10 @@ Per box (``solve_program``):
    background; each connected component of the attractive graph is solved alone (the
    time left is shared by pair count); pairs that some optimum keeps apart lose their
    variable.
-2. Incumbent: greedy additive edge contraction (``gaec``), improved by Kernighan-Lin
-   moves (``kernighan_lin``) once the relaxation turns out hard (it switched to the
-   interior-point method, converged fractional, or ran out of time).
+2. Incumbent: greedy additive edge contraction (``gaec``) improved by Kernighan-Lin
+   moves (``kernighan_lin``, compiled: about a millisecond a box); once the relaxation
+   turns out hard (it switched to the interior-point method, converged fractional, or ran
+   out of time), the relaxation's rounded point is improved the same way.
 3. Relaxation (``relaxation``): ``x_i`` and the ``y_ij`` of the attractive and incumbent
    pairs, clique rows ``sum_{i of type a} y_ij <= x_j``; rounds of cut and column
    generation: the most violated star inequalities (``cuts``: lifted triangles,
@@ -54,6 +55,11 @@ SOLVERS = FAST_SOLVERS + PULP_SOLVERS
 OPTIMALITY_GAP = 1e-6  # proven optimal: bound within this share of |objective| (>= 1)
 _INTEGRAL = 1e-6
 _SIMPLEX_ITERATIONS = 2000  # a simplex solve needing more switches the rounds to IPM
+# HiGHS's MIP checks its time limit only after its root node, which on the tiny config's
+# dense boxes (~3000 columns) took 0.1-0.26 s whatever the limit, 10-20 times the
+# relaxation's own solves: with less time left than this many of the slowest, branch and
+# bound would overrun the box's limit several times over and is not started.
+_ROOT_NODE_SOLVES = 10
 
 
 @dataclass(frozen=True)
@@ -149,9 +155,12 @@ class _Component:
             apart = separated_pairs(program)
             self.allowed[program.n:] = ~apart[self.columns.first, self.columns.second]
         self.best = gaec(program)
+        if options.kernighan_lin:
+            self.best = kernighan_lin(program, self.best)
         self.polished = not options.kernighan_lin
         self.lower = trivial_lower_bound(program)
         self.rounds = self.cuts = 0
+        self.slowest_solve = 0.0  # seconds of the slowest relaxation solve
 
     def solve(self) -> Solution:
         program = self.program
@@ -165,7 +174,7 @@ class _Component:
             last = self._cutting_planes(relaxation)
         if not _proven(self.best.objective, self.lower):  # even out of time: it is quick
             self._polish(last)
-        if not self._done():
+        if not self._done() and self._remaining() >= _ROOT_NODE_SOLVES * self.slowest_solve:
             self._branch_and_bound(relaxation, last)
         return self._solution()
 
@@ -190,15 +199,11 @@ class _Component:
             self.best = Solution(canonical_labels(person), objective, -np.inf, False)
 
     def _polish(self, last: LpResult | None) -> None:
-        """Kernighan-Lin on the incumbent and on the relaxation's rounded point."""
-        if self.polished:
+        """Kernighan-Lin on the relaxation's rounded point."""
+        if self.polished or last is None or last.z is None:
             return
         self.polished = True
-        starts = [self.best]
-        if last is not None and last.z is not None:
-            starts.append(self._rounded(last.z))
-        for start in starts:
-            self._offer(kernighan_lin(self.program, start).person)
+        self._offer(kernighan_lin(self.program, self._rounded(last.z)).person)
 
     def _rounded(self, z: np.ndarray) -> Solution:
         """A labelling near a relaxed point: its joins, repaired by GAEC if infeasible."""
@@ -222,7 +227,9 @@ class _Component:
         method = "ipm" if self.options.lp_method == "ipm" else "simplex"
         last = None
         while not self._done():
+            started = time.perf_counter()
             result, optimal, _ = relaxation.solve(method, self._remaining())
+            self.slowest_solve = max(self.slowest_solve, time.perf_counter() - started)
             self.rounds += 1
             if result.z is None:
                 break
