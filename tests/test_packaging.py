@@ -29,7 +29,9 @@ def test_every_data_file_of_the_packages_is_package_data():
                 for path in (REPO / package).glob(pattern)}
     for package in PACKAGES:
         for path in (REPO / package).rglob("*"):
-            if path.is_file() and path.suffix not in (".py", ".pyc"):
+            # __pycache__ holds interpreter and numba caches, written at run time
+            if (path.is_file() and path.suffix not in (".py", ".pyc")
+                    and "__pycache__" not in path.parts):
                 assert path in declared, f"{path.relative_to(REPO)} is not package data"
 
 
