@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: the whole toolkit and the reference model on synthetic scenes, on one CPU core
-# (measured: 30 min on a machine shared with other jobs, of which 17.5 min training; see
+# (measured: 21 min on an idle 2-core machine, of which 14.5 min training; see
 # benchmark/README.md).
 #
 #   scripts/demo.sh OUT_DIR [BIN_DIR]
