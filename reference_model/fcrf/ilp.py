@@ -24,7 +24,8 @@ Per box (``solve_program``):
 4. Branch and bound, when the relaxation leaves a gap: HiGHS solves the integer program
    over the present rows and the columns whose reduced cost lets them beat the incumbent
    (the rest cannot be 1 in a better labelling), with the incumbent as MIP start; the
-   triangles each integer solution breaks are added until none is.
+   triangles each integer solution breaks are added until none is. It starts only with
+   time left for its root node (``_ROOT_NODE_SOLVES``): HiGHS does not stop before that.
 
 A time limit per box returns the best labelling found with its proven lower bound
 (``Solution.gap``). ``SolverOptions`` switches each technique off for ablations;
