@@ -27,6 +27,8 @@ cache when that is read-only), so only the first process compiles it.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -51,6 +53,13 @@ def kernighan_lin(program: BoxProgram, start: Solution | np.ndarray,
             np.ascontiguousarray(cost, dtype=np.float64), person, max_sweeps)
     person = canonical_labels(person)
     return Solution(person, program.objective(person), -np.inf, False)
+
+
+@functools.cache
+def compile_search() -> None:
+    """Compile (or load from the cache) the search now, so that a solver's time limit
+    does not pay for it: compiling takes ~10 s the first time on a machine."""
+    _search(np.zeros(1), np.zeros(1, np.int64), np.zeros((1, 1)), np.full(1, -1, np.int64), 1)
 
 
 @numba.njit(cache=True)
