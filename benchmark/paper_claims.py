@@ -108,9 +108,9 @@ def predict(bin_dir: Path, out: Path, names: tuple[str, ...], log: Path) -> dict
     """Predictions of ``names`` side by side; wall time and the per-stage milliseconds
     each prints, kept in OUT/timings/NAME.json."""
     started, processes = {}, {}
+    timings = {name: out / "timings" / f"{name}.json" for name in names}
     for name in names:
-        timing = out / "timings" / f"{name}.json"
-        if timing.exists():
+        if timings[name].exists():
             continue
         command = [str(bin_dir / "ppp-baseline"), "predict", "--checkpoint", str(out / "model"),
                    "--data", str(out / "data"), "--split", "val", "--gt-boxes",
@@ -131,10 +131,9 @@ def predict(bin_dir: Path, out: Path, names: tuple[str, ...], log: Path) -> dict
         stages = re.search(r"ms per image: (.*)", output)
         per_image = {stage: float(ms) for stage, ms in
                      re.findall(r"(\w+) ([\d.]+)", stages.group(1))} if stages else {}
-        timing = out / "timings" / f"{name}.json"
-        timing.parent.mkdir(parents=True, exist_ok=True)
-        timing.write_text(json.dumps({"seconds": seconds, "ms_per_image": per_image}))
-    return {name: json.loads((out / "timings" / f"{name}.json").read_text()) for name in names}
+        timings[name].parent.mkdir(parents=True, exist_ok=True)
+        timings[name].write_text(json.dumps({"seconds": seconds, "ms_per_image": per_image}))
+    return {name: json.loads(path.read_text()) for name, path in timings.items()}
 
 
 def verdict(interval: list[float] | None, direction: int) -> str:

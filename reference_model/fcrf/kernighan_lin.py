@@ -70,9 +70,8 @@ def _search(unary, types, cost, person, max_sweeps):
     n = len(unary)
     dirty = np.ones(n + 2, np.bool_)  # every side is new to the search
     for _ in range(max_sweeps):
-        people = _renumber(person, dirty)
-        fresh = people  # the label of a new, empty person
-        firsts, seconds = _pairs(cost, person, people, dirty, fresh)
+        people = _renumber(person, dirty)  # also the label of a new, empty person
+        firsts, seconds = _pairs(cost, person, people, dirty)
         changed = np.zeros(n + 2, np.bool_)
         for k in range(len(firsts)):
             a, b = firsts[k], seconds[k]
@@ -107,11 +106,12 @@ def _renumber(person, dirty):
 
 
 @numba.njit(cache=True)
-def _pairs(cost, person, people, dirty, fresh):
+def _pairs(cost, person, people, dirty):
     """Side pairs worth a pass: two people linked by an attractive pair, each person with
-    the background and with a fresh empty person, and the background with a fresh
-    person; at least one side changed since its last pass."""
+    the background and with a fresh empty person (label ``people``), and the background
+    with a fresh person; at least one side changed since its last pass."""
     n = len(person)
+    fresh = people
     linked = np.zeros((people, people), np.bool_)
     for i in range(n):
         for j in range(n):
