@@ -27,7 +27,8 @@ from pascal_person_pose.errors import InputError
 
 from .config import ModelConfig, config_from_dict, config_to_dict
 
-FORMAT = "ppp-reference-model/3"  # /2: the FCRF section and batch_norm; /3: fcrf.time_limit and full_image_time_limit
+FORMAT = "ppp-reference-model/4"  # /2: the FCRF section and batch_norm; /3: fcrf.time_limit and
+# full_image_time_limit; /4: the detector regresses log box sizes
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -5,7 +5,9 @@ The paper uses Faster R-CNN; any detector that implements :class:`Detector` plug
 Ours is CenterNet ("Objects as Points") made compact: a backbone, a top-down neck (1x1
 laterals of every tap at stride >= 4, upsampled and summed, FPN-style) to stride 4, and
 three heads: a centre heatmap (focal loss on Gaussian targets), a 2-channel sub-cell offset
-and a 2-channel box size in cells (L1, weight 0.1). Decoding keeps the 3x3 max-pool peaks of
+and a 2-channel log box size in cells (L1). CenterNet regresses raw sizes; a box's IoU
+depends on its relative size error, and people span 4 to 80 cells here, so the log keeps
+the largest from ruling the loss. Decoding keeps the 3x3 max-pool peaks of
 the heatmap and takes the top k; the paper's box NMS (score > 0.6, IoU > 0.6 suppressed)
 follows. :class:`OracleDetector` returns the ground-truth boxes (the ``--gt-boxes``
 ablation).
@@ -16,6 +18,7 @@ Boxes are x1, y1, x2, y2 in pixel-edge coordinates (COCO ``[x, y, w, h]`` is
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -102,10 +105,15 @@ class OracleDetector:
         return self.boxes.copy(), np.ones(len(self.boxes), np.float32)
 
 
+def size_to_head(size: torch.Tensor) -> torch.Tensor:
+    """Box sizes in cells -> what the size head regresses (their log; 0 stays finite)."""
+    return size.clamp(min=1e-6).log()
+
+
 class DetectorOutput(NamedTuple):
     heatmap: torch.Tensor  # (B, 1, h, w) logits
     offset: torch.Tensor  # (B, 2, h, w) centre offset in cells
-    size: torch.Tensor  # (B, 2, h, w) width, height in cells
+    size: torch.Tensor  # (B, 2, h, w) log width, log height in cells
 
 
 def _head(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
@@ -164,7 +172,8 @@ def decode_detections(output: DetectorOutput, k: int) -> list[tuple[np.ndarray, 
     # Centre: grid coordinate -> pixel centre -> pixel edge (+0.5).
     x = grid_to_pixels(cx + offset[:, 0], STRIDE) + 0.5
     y = grid_to_pixels(cy + offset[:, 1], STRIDE) + 0.5
-    half_w, half_h = size[:, 0].clamp(min=0) * STRIDE / 2, size[:, 1].clamp(min=0) * STRIDE / 2
+    size = size.clamp(max=math.log(4 * max(h, w))).exp()  # no box beyond 4 inputs (no inf)
+    half_w, half_h = size[:, 0] * STRIDE / 2, size[:, 1] * STRIDE / 2
     boxes = torch.stack([x - half_w, y - half_h, x + half_w, y + half_h], dim=-1)
     return [(boxes[i].cpu().numpy(), scores[i].cpu().numpy()) for i in range(b)]
 

@@ -6,7 +6,7 @@
 - Part FCN and second stage (DeepLab): softmax cross-entropy over the labelled pixels of the
   crop (255 ignored), on logits upsampled bilinearly from stride 8.
 - Detector (CenterNet): penalty-reduced focal loss (alpha 2, beta 4) normalised by the
-  number of centres, plus L1 on offsets and sizes at the centres.
+  number of centres, plus L1 on offsets and log sizes at the centres.
 
 Every loss returns its parts too, so training logs show which term moves.
 """
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from pascal_person_pose import schema
 
-from .detector import DetectorOutput
+from .detector import DetectorOutput, size_to_head
 from .part_fcn import upsample
 from .pose_fcn import PoseOutput
 from .targets import DetectorTargets, PoseTargets
@@ -69,6 +69,6 @@ def detector_loss(output: DetectorOutput, targets: DetectorTargets, offset_weigh
     heatmap = focal_loss(output.heatmap, targets.heatmap)
     at_centres = targets.mask.expand_as(output.offset)
     offset = masked_mean((output.offset - targets.offset).abs(), at_centres)
-    size = masked_mean((output.size - targets.size).abs(), at_centres)
+    size = masked_mean((output.size - size_to_head(targets.size)).abs(), at_centres)
     total = heatmap + offset_weight * offset + size_weight * size
     return {"total": total, "heatmap": heatmap, "offset": offset, "size": size}

@@ -6,7 +6,7 @@ import torch
 
 from pascal_person_pose import schema
 from reference_model.config import TINY, PoseConfig
-from reference_model.detector import DetectorOutput, decode_detections
+from reference_model.detector import DetectorOutput, decode_detections, size_to_head
 from reference_model.pose_fcn import PoseFCN, PoseOutput
 from reference_model.fcrf.maps import offset_channel
 from reference_model.targets import (OTHER_TYPES, OffsetStats, cell_centres, collate,
@@ -127,7 +127,7 @@ def test_detector_targets_decode_back_to_the_boxes():
     assert t.heatmap.max() == 1 and (t.heatmap == 1).sum() == 3 == t.mask.sum()
     assert np.abs(t.offset).max() <= 0.5
     output = DetectorOutput(logits(t.heatmap)[None], torch.from_numpy(t.offset)[None],
-                            torch.from_numpy(t.size)[None])
+                            size_to_head(torch.from_numpy(t.size))[None])
     decoded, scores = decode_detections(output, k=3)[0]
     order = np.argsort(decoded[:, 0])
     np.testing.assert_allclose(decoded[order], boxes[np.argsort(boxes[:, 0])], atol=1e-3)

@@ -43,6 +43,7 @@ from ..autozoom import BoxTransform
 from ..backbones import images_to_tensor, load_torchvision_weights
 from ..checkpoint import save_checkpoint, seed_everything
 from ..config import ModelConfig, config_to_dict
+from ..detector import size_to_head
 from ..fcrf import PairExamples, PairwiseModel, TrainingBox, pair_examples
 from ..losses import detector_loss, part_loss, pose_loss
 from ..model import (MODEL_FILE, STATE_DIR, Networks, ReferenceModel, box_pose,
@@ -64,7 +65,7 @@ BUDGETS: dict[str, TrainBudget] = {
     "paper": TrainBudget(detector_steps=60_000, fcn_steps=60_000, refine_steps=20_000,
                          batch_size=8, detector_batch_size=16, lr=1e-4, detector_lr=1e-4,
                          refine_lr=1e-4, refine_passes=2, checkpoint_every=1000, workers=4),
-    "tiny": TrainBudget(detector_steps=800, fcn_steps=800, refine_steps=600, batch_size=16,
+    "tiny": TrainBudget(detector_steps=1000, fcn_steps=800, refine_steps=600, batch_size=16,
                         detector_batch_size=8),
 }
 
@@ -89,13 +90,12 @@ def _detector_stage(session: Session, networks: Networks, dataset: Dataset) -> N
                              cfg.size_weight)
 
     data = DetectorWindows(dataset, size, session.budget.detector_scale_jitter, session.seed)
-    # The size head starts at the mean training box, in cells, as the heatmap starts at its
-    # prior: an L1 regression from zero to sizes of tens of cells takes Adam thousands of
-    # steps, which a CPU budget does not have.
+    # The size head starts at the mean training box (log cells), as the heatmap starts at
+    # its prior: regressing from zero takes Adam steps a CPU budget does not have.
     cells = np.concatenate([s.boxes[:, 2:] * size / max(s.width, s.height) / net.stride
                             for s in dataset])
     with torch.no_grad():
-        net.size[-1].bias.copy_(torch.from_numpy(cells.mean(0).astype(np.float32)))
+        net.size[-1].bias.copy_(size_to_head(torch.from_numpy(cells).float()).mean(0))
     fit(session, "detector", {"detector": net}, data, collate, loss_fn,
         session.budget.detector_steps, session.budget.detector_batch_size,
         session.budget.detector_lr)
