@@ -93,6 +93,9 @@ def _set_threads(threads: int | None) -> None:
 @click.option("--workers", type=click.IntRange(min=0), help="Data-loader processes.")
 @click.option("--stop-after", metavar="STAGE",
               help="Stop once this stage is trained: detector, fcn, pairwise or refine.")
+@click.option("--parallel-detector", is_flag=True,
+              help="Train the detector in a second process while this one trains the other "
+                   "stages (CPU, one process; each uses --threads threads).")
 @click.option("--imagenet-resnet", type=AbsolutePath(exists=True, dir_okay=False),
               help="torchvision ResNet .pth for the detector and Pose FCN backbones.")
 @click.option("--imagenet-vgg", type=AbsolutePath(exists=True, dir_okay=False),
@@ -101,7 +104,8 @@ def _set_threads(threads: int | None) -> None:
 def train(config_name: str, data: Path, out: Path, seed: int, device: str, threads: int | None,
           detector_steps, fcn_steps, refine_steps, batch_size, detector_batch_size,
           refine_passes, checkpoint_every, workers, stop_after: str | None,
-          imagenet_resnet: Path | None, imagenet_vgg: Path | None) -> None:
+          parallel_detector: bool, imagenet_resnet: Path | None,
+          imagenet_vgg: Path | None) -> None:
     """Train the four stages (detector, FCNs, FCRF, second stage) on the train split."""
     import dataclasses
 
@@ -118,7 +122,8 @@ def train(config_name: str, data: Path, out: Path, seed: int, device: str, threa
     _set_threads(threads)
     imagenet = {k: v for k, v in (("resnet", imagenet_resnet), ("vgg", imagenet_vgg)) if v}
     path = run_train(config, budget, data, out, seed=seed, device=device,
-                     stop_after=stop_after, imagenet=imagenet, progress=show_progress())
+                     stop_after=stop_after, imagenet=imagenet, progress=show_progress(),
+                     parallel_detector=parallel_detector)
     click.echo(f"wrote {path}")
 
 

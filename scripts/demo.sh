@@ -12,9 +12,11 @@
 # skipped, submissions and scored rows are replaced.
 #
 # Sizes (environment): DEMO_TRAIN_IMAGES (160), DEMO_VAL_IMAGES (80), DEMO_TRAIN_ARGS
-# (more options of `ppp-baseline train`, e.g. "--fcn-steps 100" to try it fast) and
-# DEMO_THREADS (torch threads, 1): 2 trains ~1.6x faster on two idle cores, but on a
-# machine others share, two threads waiting for each other run several times slower.
+# (more options of `ppp-baseline train`, e.g. "--fcn-steps 100" to try it fast),
+# DEMO_JOBS (processes at once, 2: the detector trains beside the other stages, and the
+# predictions run two at a time) and DEMO_THREADS (torch threads per process, 1). Separate
+# single-threaded processes use two cores without waiting for each other; two threads in
+# one process that shares its cores with others run several times slower.
 set -euo pipefail
 
 out=${1:?usage: scripts/demo.sh OUT_DIR [BIN_DIR]}
@@ -23,6 +25,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 train_images=${DEMO_TRAIN_IMAGES:-160}
 val_images=${DEMO_VAL_IMAGES:-80}
 threads=${DEMO_THREADS:-1}
+jobs=${DEMO_JOBS:-2}
 read -r -a train_args <<< "${DEMO_TRAIN_ARGS:-}"
 start=$SECONDS
 
@@ -30,11 +33,11 @@ step() { printf '\n== %s (%d s)\n' "$1" $((SECONDS - start)); }
 
 step "synthetic scenes: $train_images train + $val_images val images of 320x240"
 total=$((train_images + val_images))
-"$bin/ppp" synth --out "$out/raw" --images "$total" --seed 0 --workers "$threads" \
+"$bin/ppp" synth --out "$out/raw" --images "$total" --seed 0 --workers "$jobs" \
     --val-fraction "$("$bin/python" -c "print($val_images / $total)")"
 
 step "canonical dataset"
-"$bin/ppp" prepare "$out/raw" "$out/data" --workers "$threads" --quiet
+"$bin/ppp" prepare "$out/raw" "$out/data" --workers "$jobs" --quiet
 "$bin/ppp" info "$out/data"
 first_val=$("$bin/python" -c "
 from pascal_person_pose.dataset import Dataset
@@ -42,37 +45,55 @@ print(Dataset('$out/data', 'val').images[0]['voc_id'])")
 "$bin/ppp" show "$out/data" "$first_val" --out "$out/show_$first_val.png"
 
 step "training the reference model (tiny config)"
+parallel=()
+if ((jobs > 1)); then parallel=(--parallel-detector); fi
 "$bin/ppp-baseline" train --config tiny --data "$out/data" --out "$out/model" \
-    --threads "$threads" --quiet ${train_args[@]+"${train_args[@]}"}
+    --threads "$threads" --quiet ${parallel[@]+"${parallel[@]}"} \
+    ${train_args[@]+"${train_args[@]}"}
 
-mkdir -p "$out/results" "$out/scores"
+mkdir -p "$out/results" "$out/scores" "$out/logs"
 cp "$repo"/benchmark/results/*.json "$out/results/"
 
-# name | method | options of `ppp-baseline predict`
+# name | method | command and options (ppp-baseline predict, or trivial)
 variants=(
-    "final|Reference model, tiny (final)|"
-    "wo-seg|Reference model, tiny (w/o seg)|--no-segment-features"
-    "wo-pose|Reference model, tiny (w/o pose)|--no-pose-refinement"
-    "full-image|Reference model, tiny (full image)|--full-image"
+    "full-image|Reference model, tiny (full image)|predict --full-image"
+    "final|Reference model, tiny (final)|predict"
+    "wo-seg|Reference model, tiny (w/o seg)|predict --no-segment-features"
+    "wo-pose|Reference model, tiny (w/o pose)|predict --no-pose-refinement"
+    "trivial|Mean pose at boxes, all background|trivial"
 )
-for variant in "${variants[@]}"; do
-    IFS='|' read -r name method options <<< "$variant"
-    step "predict: $method"
-    read -r -a flags <<< "$options"
-    "$bin/ppp-baseline" predict --checkpoint "$out/model" --data "$out/data" --split val \
-        --out "$out/submissions/$name" --method "$method" --threads "$threads" --quiet \
-        ${flags[@]+"${flags[@]}"}
+
+# One variant: its submission, validated, scored into scores/ and results/.
+variant() {
+    local name=$1 method=$2 flags
+    read -r -a flags <<< "$3"
+    "$bin/ppp-baseline" "${flags[@]}" --checkpoint "$out/model" --data "$out/data" \
+        --split val --out "$out/submissions/$name" --method "$method" --threads "$threads" \
+        --quiet
     "$bin/ppp" validate "$out/data" "$out/submissions/$name"
     "$bin/ppp" score "$out/data" "$out/submissions/$name" --json "$out/scores/$name.json" \
         --add-to "$out/results" --method "$method (synthetic)" --replace
-done
+}
 
-step "trivial baseline: mean pose at the detector's boxes, all-background parts"
-"$bin/ppp-baseline" trivial --checkpoint "$out/model" --data "$out/data" --split val \
-    --out "$out/submissions/trivial" --threads "$threads" --quiet
-"$bin/ppp" validate "$out/data" "$out/submissions/trivial"
-"$bin/ppp" score "$out/data" "$out/submissions/trivial" --json "$out/scores/trivial.json" \
-    --add-to "$out/results" --method "Mean pose at boxes, all background (synthetic)" --replace
+step "predictions, $jobs at a time (trivial: the mean pose at the detector's boxes, all-background parts)"
+pids=()
+names=()
+for entry in "${variants[@]}"; do
+    IFS='|' read -r name method command <<< "$entry"
+    while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+    variant "$name" "$method" "$command" > "$out/logs/$name.log" 2>&1 &
+    pids+=($!)
+    names+=("$name")
+done
+failed=0
+for i in "${!pids[@]}"; do
+    status=0
+    wait "${pids[$i]}" || status=$?
+    printf '\n-- %s\n' "${names[$i]}"
+    cat "$out/logs/${names[$i]}.log"
+    if ((status)); then failed=1; fi
+done
+if ((failed)); then echo "demo: a prediction failed (its log is above)" >&2; exit 1; fi
 
 step "leaderboard"
 "$bin/ppp" leaderboard "$out/results" --out "$out/leaderboard"

@@ -15,6 +15,7 @@ from reference_model.checkpoint import load_checkpoint
 from reference_model.config import TINY
 from reference_model.training import BUDGETS, TrainBudget, learning_rate, train
 from reference_model.training.data import DetectorWindows, person_crop, training_persons
+from reference_model.training.stages import _DetectorProcess
 
 BUDGET = dataclasses.replace(BUDGETS["tiny"], detector_steps=2, fcn_steps=4, batch_size=2,
                              detector_batch_size=2, checkpoint_every=2)
@@ -67,6 +68,30 @@ def test_resume_after_a_crash_replays_the_same_steps(data, tmp_path):
     with pytest.raises(InputError, match="train.json.*another budget"):
         train(TINY, dataclasses.replace(BUDGET, fcn_steps=5), data["root"], tmp_path / "b",
               stop_after="fcn", progress=False)
+
+
+def test_a_parallel_detector_trains_what_one_process_trains(data, tmp_path):
+    train(TINY, BUDGET, data["root"], tmp_path / "one", stop_after="detector", progress=False)
+    log = {"stages": {"fcn": {"seconds": 1.0, "loss": []}}}
+    record = _DetectorProcess(TINY, BUDGET, data["root"], tmp_path / "two", 0, None,
+                              log).record()
+    assert record["steps"] == 2 and [entry[0] for entry in record["loss"]] == [1, 2]
+    one = load_checkpoint(tmp_path / "one" / "state" / "detector.pt").modules["detector"]
+    two = load_checkpoint(tmp_path / "two" / "state" / "detector.pt").modules["detector"]
+    for key, value in one.items():  # the same initial weights, the same steps
+        assert torch.equal(value, two[key]), key
+    assert not (tmp_path / "two" / "train.json").exists()  # the parent's to write
+
+
+def test_a_parallel_detector_reports_its_error(data, tmp_path):
+    state = tmp_path / "state" / "detector.pt"
+    state.parent.mkdir()
+    state.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="detector.pt"):
+        _DetectorProcess(TINY, BUDGET, data["root"], tmp_path, 0, None, {"stages": {}}).record()
+    with pytest.raises(InputError, match="one CPU training process"):
+        train(TINY, BUDGET, data["root"], tmp_path / "b", progress=False,
+              on_step=lambda *_: None, parallel_detector=True)
 
 
 def test_pairwise_stage_needs_proposals(data, tmp_path):

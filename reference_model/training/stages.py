@@ -26,8 +26,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import multiprocessing
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -57,6 +59,7 @@ from .runtime import Runtime, Session, TrainBudget, TrainLog, fit, to_device
 
 STAGES = ("detector", "fcn", "pairwise", "refine")
 REFINE_CACHE = "refine_cache.npz"
+DETECTOR_LOG = "detector.json"  # the parallel detector's own log, beside its state
 
 # The paper trained "roughly 3 days" without stating its schedule; these are ours. The tiny
 # budget trains the demo (160 synthetic training images of 320x240) on one CPU core in the
@@ -267,15 +270,24 @@ def train(config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
           out: str | os.PathLike, seed: int = 0, device: str = "auto",
           stop_after: str | None = None, imagenet: Mapping[str, str | os.PathLike] | None = None,
           progress: bool = True,
-          on_step: Callable[[str, int, dict[str, float]], None] | None = None) -> Path:
+          on_step: Callable[[str, int, dict[str, float]], None] | None = None,
+          parallel_detector: bool = False) -> Path:
     """Train every stage (up to ``stop_after``) on the train split of ``data`` into ``out``.
 
     Returns the path of ``model.pt`` (written once the last stage is done) or of the
     stopped stage's state. ``on_step(stage, step, losses)`` is called after every step.
+    ``parallel_detector`` trains the detector in a second process while this one trains
+    the other stages (nothing but prediction uses the detector): one CPU process, not
+    under torchrun; each process keeps this one's torch thread count.
     """
     if stop_after is not None and stop_after not in STAGES:
         raise InputError(None, f"unknown stage {stop_after!r}; choose one of {', '.join(STAGES)}")
     runtime = Runtime.start(device)
+    parallel_detector = parallel_detector and stop_after is None
+    if parallel_detector and (runtime.world > 1 or runtime.device.type != "cpu"
+                              or on_step is not None):
+        raise InputError(None, "a parallel detector is for one CPU training process "
+                               f"(this run: {runtime.world} on {runtime.device})")
     out = Path(out)
     dataset = Dataset(data, "train")
     header = {"config": config_to_dict(config), "budget": dataclasses.asdict(budget),
@@ -290,7 +302,10 @@ def train(config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
         _load_imagenet(networks, imagenet)
     networks.to(runtime.device)
     session = Session(config, budget, out, seed, runtime, log, progress, on_step)
-    _detector_stage(session, networks, dataset)
+    if parallel_detector:
+        detector = _DetectorProcess(config, budget, data, out, seed, imagenet, log.data)
+    else:
+        _detector_stage(session, networks, dataset)
     if stop_after == "detector":
         return _stopped(session, "detector")
     _fcn_stage(session, networks, dataset)
@@ -304,6 +319,11 @@ def train(config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
         return out / pairwise_file(True)
     model.pairwise[True] = _load_pairwise(out)
     _refine_stage(session, model, dataset)
+    if parallel_detector:
+        stages = log.data["stages"]
+        log.data["stages"] = {"detector": detector.record(),
+                              **{k: v for k, v in stages.items() if k != "detector"}}
+        _detector_stage(session, networks, dataset)  # loads the finished state
     path = out / MODEL_FILE
     if runtime.main:
         save_checkpoint(path, config, networks.modules(),
@@ -311,6 +331,56 @@ def train(config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
         log.write()
     runtime.barrier()
     return path
+
+
+class _DetectorProcess:
+    """The detector stage, started in a process of its own (``train(parallel_detector=True)``).
+
+    A daemon spawned process: if this one fails, the detector does not outlive it.
+    """
+
+    def __init__(self, *args: Any):
+        context = multiprocessing.get_context("spawn")
+        self.result = context.SimpleQueue()
+        self.process = context.Process(target=_detector_alone, daemon=True,
+                                       args=(*args, torch.get_num_threads(), self.result))
+        self.process.start()
+
+    def record(self) -> dict[str, Any]:
+        """Wait for the detector; its ``train.json`` record, or its error raised here."""
+        while self.result.empty() and self.process.is_alive():
+            time.sleep(0.5)
+        if self.result.empty():  # killed (out of memory, a signal) before it could say
+            raise RuntimeError(f"the detector's process ended with exit code "
+                               f"{self.process.exitcode} and no result")
+        outcome, value = self.result.get()
+        self.process.join()
+        if outcome == "error":
+            raise value
+        return value
+
+
+def _detector_alone(config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
+                    out: Path, seed: int, imagenet: Mapping[str, str | os.PathLike] | None,
+                    log_data: dict[str, Any], threads: int, result: Any) -> None:
+    """The detector stage in a process of its own (``train(parallel_detector=True)``),
+    from the same initial weights as in one process. Puts ``("ok", its log record)`` on
+    ``result`` (``train.json`` is the parent's to write) or ``("error", the exception)``."""
+    try:
+        torch.set_num_threads(threads)
+        seed_everything(seed)
+        networks = Networks.build(config)
+        if imagenet:
+            _load_imagenet(networks, imagenet)
+        log = TrainLog(out / STATE_DIR / DETECTOR_LOG, log_data)
+        session = Session(config, budget, out, seed, Runtime.start("cpu"), log, False, None)
+        _detector_stage(session, networks, Dataset(data, "train"))
+        result.put(("ok", log.stage("detector")))
+    except InputError as error:
+        result.put(("error", error))
+    except BaseException:  # noqa: BLE001 - anything else reaches the parent as its traceback
+        result.put(("error", RuntimeError(f"the detector's process failed:\n"
+                                          f"{traceback.format_exc()}")))
 
 
 def _stopped(session: Session, stage: str) -> Path:
