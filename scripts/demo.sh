@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The demo: the whole toolkit and the reference model on synthetic scenes, on one CPU core
-# (measured: 21 min on an idle 2-core machine, of which 14.5 min training; see
+# The demo: the whole toolkit and the reference model on synthetic scenes, on two CPU cores
+# (measured: 12.5 min on an idle 2-core machine, of which 9 min training; see
 # benchmark/README.md).
 #
 #   scripts/demo.sh OUT_DIR [BIN_DIR]
 #
 # OUT_DIR receives everything: raw/ (upstream-format scenes), data/ (canonical dataset),
-# show_<id>.png, model/ (training directory), submissions/, scores/, results/ (scored rows
-# next to the published ones) and leaderboard/. BIN_DIR holds ppp, ppp-baseline and python
+# show_<id>.png, model/ (training directory), submissions/, logs/ (each prediction's
+# output), scores/, results/ (scored rows next to the published ones) and leaderboard/. BIN_DIR holds ppp, ppp-baseline and python
 # (default: .venv/bin). Running it again reuses what is there: training resumes or is
 # skipped, submissions and scored rows are replaced.
 #
