@@ -7,9 +7,9 @@
 #
 # OUT_DIR receives everything: raw/ (upstream-format scenes), data/ (canonical dataset),
 # show_<id>.png, model/ (training directory), submissions/, logs/ (each prediction's
-# output), scores/, results/ (scored rows next to the published ones) and leaderboard/. BIN_DIR holds ppp, ppp-baseline and python
-# (default: .venv/bin). Running it again reuses what is there: training resumes or is
-# skipped, submissions and scored rows are replaced.
+# output), scores/, results/ (scored rows next to the published ones) and leaderboard/.
+# BIN_DIR holds ppp, ppp-baseline and python (default: .venv/bin). Running it again reuses
+# what is there: training resumes or is skipped, submissions and scored rows are replaced.
 #
 # Sizes (environment): DEMO_TRAIN_IMAGES (160), DEMO_VAL_IMAGES (80), DEMO_TRAIN_ARGS
 # (more options of `ppp-baseline train`, e.g. "--fcn-steps 100" to try it fast),
@@ -75,7 +75,7 @@ variant() {
         --add-to "$out/results" --method "$method (synthetic)" --replace
 }
 
-step "predictions, $jobs at a time (trivial: the mean pose at the detector's boxes, all-background parts)"
+step "predictions, $jobs at a time (trivial: the mean pose at the detector's boxes, no parts)"
 pids=()
 names=()
 for entry in "${variants[@]}"; do

@@ -50,7 +50,7 @@ def test_tiny_networks(height, width):
     assert shapes(pose(x)) == [(2, 14, gh, gw), (2, 28, gh, gw), (2, 364, gh, gw)]
     assert tuple(PartFCN(TINY.part)(x).shape) == (2, 7, gh, gw)
     for model in (pose, PartFCN(TINY.part), CenterNet(TINY.detector), RefinementNet(TINY.refine)):
-        assert sum(p.numel() for p in model.parameters()) < 300_000
+        assert sum(p.numel() for p in model.parameters()) < 600_000
 
 
 def test_pose_fcn_without_locref_and_on_a_stride_8_body():
