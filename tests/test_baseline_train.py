@@ -15,6 +15,7 @@ from reference_model.checkpoint import load_checkpoint
 from reference_model.config import TINY
 from reference_model.training import BUDGETS, TrainBudget, learning_rate, train
 from reference_model.training.data import DetectorWindows, person_crop, training_persons
+from reference_model.training.runtime import Runtime
 from reference_model.training.stages import _DetectorProcess
 
 BUDGET = dataclasses.replace(BUDGETS["tiny"], detector_steps=2, fcn_steps=4, batch_size=2,
@@ -83,15 +84,20 @@ def test_a_parallel_detector_trains_what_one_process_trains(data, tmp_path):
     assert not (tmp_path / "two" / "train.json").exists()  # the parent's to write
 
 
-def test_a_parallel_detector_reports_its_error(data, tmp_path):
+def test_a_parallel_detector_reports_its_error(data, tmp_path, monkeypatch):
     state = tmp_path / "state" / "detector.pt"
     state.parent.mkdir()
     state.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="detector.pt"):
         _DetectorProcess(TINY, BUDGET, data["root"], tmp_path, 0, None, {"stages": {}}).record()
-    with pytest.raises(InputError, match="one CPU training process"):
+    with pytest.raises(InputError, match="on_step would not see"):
         train(TINY, BUDGET, data["root"], tmp_path / "b", progress=False,
               on_step=lambda *_: None, parallel_detector=True)
+    two_processes = Runtime(rank=0, world=2, device=torch.device("cpu"))  # as under torchrun
+    monkeypatch.setattr(Runtime, "start", classmethod(lambda cls, device="auto": two_processes))
+    with pytest.raises(InputError, match="one CPU training process .this run: 2 on cpu"):
+        train(TINY, BUDGET, data["root"], tmp_path / "c", progress=False,
+              parallel_detector=True)
 
 
 def test_pairwise_stage_needs_proposals(data, tmp_path):
