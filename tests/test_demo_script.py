@@ -1,6 +1,6 @@
 """scripts/demo.sh's control flow, with stand-ins for ppp, ppp-baseline and python that
-record their calls: what runs at once, which options each step gets, and that a failed
-prediction ends the demo with its log and exit 1 instead of a leaderboard built without it.
+record their calls: which steps run with which options, and that a failed prediction ends
+the demo with its log and exit 1 instead of a leaderboard built without it.
 The real commands are tested where they live; the demo itself runs in `make demo`."""
 
 import os
