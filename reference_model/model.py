@@ -87,10 +87,22 @@ class Networks:
     refine: RefinementNet
 
     @classmethod
-    def build(cls, config: ModelConfig) -> Networks:
-        """Freshly initialised networks (torch's global generator decides the weights)."""
-        return cls(config, CenterNet(config.detector), PoseFCN(config.pose),
-                   PartFCN(config.part), RefinementNet(config.refine))
+    def build(cls, config: ModelConfig, seed: int | None = None) -> Networks:
+        """Freshly initialised networks. With ``seed``, each network draws its weights from
+        a generator of its own (seeded by ``seed`` and its position), so that a change to
+        one network's architecture leaves the others' initial weights, and torch's global
+        generator, as they were; without, the global generator decides."""
+        builders = (lambda: CenterNet(config.detector), lambda: PoseFCN(config.pose),
+                    lambda: PartFCN(config.part), lambda: RefinementNet(config.refine))
+        if seed is None:
+            return cls(config, *(build() for build in builders))
+        networks = []
+        for position, build in enumerate(builders):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(np.random.SeedSequence((seed, position))
+                                      .generate_state(1)[0]))
+                networks.append(build())
+        return cls(config, *networks)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The networks by the names checkpoints store them under."""

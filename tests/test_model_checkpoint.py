@@ -12,6 +12,7 @@ from reference_model.checkpoint import load_checkpoint, save_checkpoint, seed_ev
 from reference_model.config import (CONFIGS, PAPER, TINY, VGGConfig, config_from_dict,
                                     config_to_dict, get_config)
 from reference_model.losses import part_loss
+from reference_model.model import Networks
 from reference_model.part_fcn import PartFCN
 
 
@@ -58,6 +59,29 @@ def step(model, optimizer, generator, numpy_rng, data):
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+def test_seeded_networks_start_apart_from_each_other():
+    """With a seed, each network's initial weights depend on the seed and on it alone: a
+    wider detector leaves the FCNs as they were, and torch's global generator untouched."""
+    def weights(networks):
+        return {f"{name}.{key}": value for name, module in networks.modules().items()
+                for key, value in module.state_dict().items()}
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = weights(Networks.build(TINY, seed=0))
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(7)  # the global state does not matter
+    assert all(torch.equal(v, w) for v, w in zip(a.values(),
+                                                 weights(Networks.build(TINY, 0)).values()))
+    wider = dataclasses.replace(TINY, detector=dataclasses.replace(
+        TINY.detector, neck_channels=2 * TINY.detector.neck_channels))
+    b = weights(Networks.build(wider, seed=0))
+    others = [k for k in a if not k.startswith("detector.")]
+    assert others and all(torch.equal(a[k], b[k]) for k in others)
+    c = weights(Networks.build(TINY, seed=1))
+    assert not torch.equal(a["pose.backbone.conv1.weight"], c["pose.backbone.conv1.weight"])
 
 
 def fresh(seed):

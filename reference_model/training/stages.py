@@ -298,7 +298,7 @@ def train(config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
     if not training_persons(dataset):
         raise InputError(dataset.annotation_file, "the train split has no person to train on")
     seed_everything(seed)
-    networks = Networks.build(config)
+    networks = Networks.build(config, seed)
     if imagenet:
         _load_imagenet(networks, imagenet)
     networks.to(runtime.device)
@@ -370,7 +370,7 @@ def _detector_alone(config: ModelConfig, budget: TrainBudget, data: str | os.Pat
     try:
         torch.set_num_threads(threads)
         seed_everything(seed)
-        networks = Networks.build(config)
+        networks = Networks.build(config, seed)
         if imagenet:
             _load_imagenet(networks, imagenet)
         log = TrainLog(out / STATE_DIR / DETECTOR_LOG, log_data)
