@@ -118,11 +118,14 @@ class PersonCrops(TorchDataset):
 
 
 class DetectorWindows(TorchDataset):
-    """Training images rescaled (around the detector's input scale), shifted and mirrored
-    into a square ``size`` x ``size`` window; items are (window, boxes in window edges)."""
+    """Training images rescaled (around the detector's input scale: the longer side to
+    ``width``), shifted and mirrored into a ``width`` x ``height`` window; items are
+    (window, boxes in window edges)."""
 
-    def __init__(self, dataset: Dataset, size: int, scale_jitter: float, seed: int):
-        self.dataset, self.size, self.scale_jitter, self.seed = dataset, size, scale_jitter, seed
+    def __init__(self, dataset: Dataset, width: int, height: int, scale_jitter: float,
+                 seed: int):
+        self.dataset, self.scale_jitter, self.seed = dataset, scale_jitter, seed
+        self.width, self.height = width, height
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -135,13 +138,14 @@ class DetectorWindows(TorchDataset):
         height, width = image.shape[:2]
         if rng.random() < 0.5:
             image, boxes = hflip_image(image), hflip_boxes(boxes, width)
-        scale = self.size / max(width, height) * np.exp(
+        scale = self.width / max(width, height) * np.exp(
             rng.uniform(-self.scale_jitter, self.scale_jitter))
-        side = self.size / scale  # the window's side in image pixels
-        x0 = rng.uniform(min(0.0, width - side), max(0.0, width - side))
-        y0 = rng.uniform(min(0.0, height - side), max(0.0, height - side))
-        t = BoxTransform(x0, y0, scale, self.size, self.size)
-        inside = np.clip(t.boxes_to_crop(edges(boxes)), 0, self.size)
+        # the window's size in image pixels
+        side_x, side_y = self.width / scale, self.height / scale
+        x0 = rng.uniform(min(0.0, width - side_x), max(0.0, width - side_x))
+        y0 = rng.uniform(min(0.0, height - side_y), max(0.0, height - side_y))
+        t = BoxTransform(x0, y0, scale, self.width, self.height)
+        inside = np.clip(t.boxes_to_crop(edges(boxes)), 0, [self.width, self.height] * 2)
         visible = (inside[:, 2:] - inside[:, :2] >= _MIN_BOX_PX).all(1)
         return crop_image(image, t), inside[visible]
 
