@@ -153,8 +153,8 @@ TINY = ModelConfig(
     zoom=ZoomConfig(crop_size=128, margin=0.1),
     # The paper's 0.6 is a Faster R-CNN class probability; the heatmap peaks of a CenterNet
     # trained for CPU minutes stay far lower (demo, synthetic val: 0.6 keeps one box on 80
-    # images). 0.15 finds 70% of the people (IoU >= 0.5) at precision 0.35 with ~6 boxes
-    # per image (benchmark/perf/detector_accuracy.py).
+    # images). 0.15 finds 68-71% of the people (IoU >= 0.5; two seeds) at precision 0.36
+    # with ~5.5 boxes per image (benchmark/perf/detector_accuracy.py).
     detector=DetectorConfig(backbone=_TINY_DETECTOR_RESNET, neck_channels=32, head_channels=16,
                             input_size=320, score_threshold=0.15),
     # The radius scales with the crop (17 px at 512 would leave no positive cell at 128);
