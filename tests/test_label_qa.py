@@ -1,6 +1,8 @@
 """QA checks: each check fires on the error it is for, and stays quiet on clean labels."""
 
 import json
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -137,6 +139,25 @@ def test_bone_statistics_flag_a_too_long_bone_only():
     few = np.zeros_like(person)
     few[:3] = stretched[:3]  # two bones: no reliable scale
     assert qa._bone_lengths(few, stats) == []
+
+
+def test_bone_statistics_of_never_labelled_bones_are_nan_without_warnings_across_threads():
+    """A bone no one labels is NaN, silently, in any thread: the labeling server checks in
+    several at once, and ``warnings.catch_warnings`` (process-wide) let warnings through."""
+    rng = np.random.default_rng(0)
+    split = poses(40, rng)
+    split[:, J["l_ankle"], 2] = 0  # the left shin is never labelled
+
+    def fit(_):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning in this thread fails the fit
+            return qa.BoneStats.fit(split)
+
+    with ThreadPoolExecutor(8) as pool:
+        fitted = list(pool.map(fit, range(32)))
+    shin = qa._BONES.tolist().index([J["l_knee"], J["l_ankle"]])
+    assert all(np.isnan(f.typical[shin]) and np.isnan(f.spread[shin]) for f in fitted)
+    assert all(np.isfinite(np.delete(f.typical, shin)).all() for f in fitted)
 
 
 def test_person_scale_falls_back_to_the_mask_box():

@@ -43,7 +43,6 @@ Checks:
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -109,9 +108,12 @@ class PersonRef:
 
 
 def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, as wanted
-        return np.nanmedian(values, axis=axis)
+    """``np.nanmedian`` that gives NaN for an all-NaN slice without warning. Not through
+    ``warnings.catch_warnings``: it swaps process-wide state, and the labeling server's
+    threads check at once (one thread's restore let another's warning through)."""
+    empty = np.isnan(values).all(axis=axis, keepdims=True)
+    median = np.nanmedian(np.where(empty, 0.0, values), axis=axis)
+    return np.where(np.squeeze(empty, axis=axis), np.nan, median)
 
 
 def _log_bones(keypoints: np.ndarray) -> np.ndarray:
