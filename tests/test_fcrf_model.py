@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pascal_person_pose.errors import InputError
-from reference_model.fcrf.features import PAIR_TYPE, FeatureParams, PartRegions, pair_features
+from reference_model.fcrf.features import (PAIR_TYPE, FeatureParams, PairFeatures, PartRegions,
+                                          pair_features)
 from reference_model.fcrf.pairwise_model import PairwiseModel
 from reference_model.fcrf.proposals import Proposals, box_proposals
 from reference_model.fcrf.synthetic import random_people, render_score_maps
@@ -160,3 +161,25 @@ def test_fit_needs_pairs_and_keeps_feature_params():
     params = FeatureParams(boundary_radius=2)
     model = fit_pairwise_model(training_boxes(2, 2), feature_params=params)
     assert model.feature_params == params
+
+
+def test_errors_below_the_training_range_count_as_its_minimum_without_overflow():
+    """A pair type fitted on two nearly equal errors has a tiny range: a smaller error at
+    test time once overflowed exp(-z) (a RuntimeWarning, then a saturated probability)."""
+    rng = np.random.default_rng(0)
+    kind = 5
+    pair_type = np.full(40, kind)
+    offset = np.abs(rng.normal(20.0, 5.0, (40, 4)))
+    offset[:2] = [[25.0, 25.0, 1.0, 1.0], [25.0001, 25.0001, 1.0001, 1.0001]]
+    same = np.arange(40) % 2 == 0
+    model = PairwiseModel.fit(pair_type[:2], offset[:2], None, same[:2],
+                              use_segment_features=False)
+    assert (model.hi[kind] - model.lo[kind]).max() < 1e-3
+    below = np.array([[3.0, 2.0, 0.1, 0.0], [25.0, 25.0, 1.0, 1.0]])
+    with np.errstate(all="raise"):
+        design = model.design(np.array([kind, kind]), below, None)
+        p = model.probability(PairFeatures(np.zeros(2, int), np.ones(2, int),
+                                           np.array([kind, kind]), below, None))
+    assert np.isfinite(design).all()
+    np.testing.assert_array_equal(design[0], design[1])  # floored at the training minimum
+    assert np.isfinite(p).all() and p[0] == p[1] and 0 < p[0] < 1

@@ -2,8 +2,8 @@
 
 Input of the regression of type pair ``k`` (DeeperCut's basis, as pose-tensorflow does):
 ``[1, z, exp(-z), f(Ps)]`` where ``z`` is f(Pn) min-max normalised with the range seen in
-training for that pair type; the ``exp(-z)`` terms let a linear model favour small
-offset errors sharply. Without segment features (the paper's "w/o seg" ablation) the
+training for that pair type (floored at 0: errors below the smallest seen count as it);
+the ``exp(-z)`` terms let a linear model favour small offset errors sharply. Without segment features (the paper's "w/o seg" ablation) the
 input is ``[1, z, exp(-z)]``.
 
 The 91 regressions are fitted jointly (one L-BFGS run over a block-diagonal problem) with
@@ -52,7 +52,10 @@ class PairwiseModel:
                segment: np.ndarray | None) -> np.ndarray:
         """The regression input (N, D) of pairs with features ``offset`` and ``segment``."""
         span = np.maximum(self.hi[pair_type] - self.lo[pair_type], 1e-9)
-        z = (offset - self.lo[pair_type]) / span
+        # An error below the smallest one seen in training counts as that one: exp(-z) must
+        # not extrapolate downwards (a pair type fitted on two close pairs has a tiny span,
+        # and a smaller error then overflowed exp(-z) to inf).
+        z = np.maximum((offset - self.lo[pair_type]) / span, 0.0)
         parts = [np.ones((len(pair_type), 1)), z, np.exp(-z)]
         if self.use_segment_features:
             if segment is None:
