@@ -29,7 +29,8 @@ _PAPER = "Xia, Wang, Chen, Yuille: Joint Multi-Person Pose Estimation and Semant
 
 
 class _Group(SentenceGroup):
-    """Usage errors and :class:`InputError` as one line on stderr, exit code 2."""
+    """Usage errors and :class:`InputError` as one line on stderr, exit code 2; a worker
+    process that died (``ChildProcessError``) as one line, exit code 1."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
@@ -50,6 +51,9 @@ class _Group(SentenceGroup):
             code = 2 if isinstance(error, click.UsageError) else error.exit_code
         except click.Abort:
             click.echo("Aborted!", err=True)
+            code = 1
+        except ChildProcessError as error:  # a worker process died (killed, out of memory)
+            click.echo(f"error: {error}", err=True)
             code = 1
         code = code if isinstance(code, int) else 0
         if standalone_mode:

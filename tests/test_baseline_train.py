@@ -2,16 +2,21 @@
 
 import dataclasses
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from canonical_fixture import write_canonical_dataset
 from pascal_person_pose import schema
 from pascal_person_pose.dataset import Dataset
 from pascal_person_pose.errors import InputError
+from reference_model import training
 from reference_model.checkpoint import load_checkpoint
+from reference_model.cli import main as baseline_main
 from reference_model.config import TINY
 from reference_model.training import BUDGETS, TrainBudget, learning_rate, train
 from reference_model.training.data import DetectorWindows, person_crop, training_persons
@@ -98,6 +103,29 @@ def test_a_parallel_detector_reports_its_error(data, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="one CPU training process .this run: 2 on cpu"):
         train(TINY, BUDGET, data["root"], tmp_path / "c", progress=False,
               parallel_detector=True)
+
+
+def test_a_killed_parallel_detector_is_one_line_and_exit_code_1(data, tmp_path, monkeypatch):
+    """Out of memory, the kernel kills the detector's process: the parent says so in one
+    line (no traceback) and how to resume."""
+    budget = dataclasses.replace(BUDGET, detector_steps=100_000)
+    detector = _DetectorProcess(TINY, budget, data["root"], tmp_path, 0, None, {"stages": {}})
+    os.kill(detector.process.pid, signal.SIGKILL)
+    with pytest.raises(ChildProcessError) as error:
+        detector.record()
+    assert str(error.value) == (
+        "the detector's training process was killed by signal 9 (SIGKILL: out of memory, or "
+        f"stopped from outside) before it finished; the states written so far are in "
+        f"{tmp_path}: run the same command again to resume")
+
+    def killed(*args, **kwargs):
+        raise error.value
+
+    monkeypatch.setattr(training, "train", killed)
+    result = CliRunner().invoke(baseline_main, ["train", "--data", str(data["root"]), "--out",
+                                                str(tmp_path / "model"), "--parallel-detector"])
+    assert result.exit_code == 1
+    assert result.output == f"error: {error.value}\n"
 
 
 def test_pairwise_stage_needs_proposals(data, tmp_path):

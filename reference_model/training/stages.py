@@ -28,6 +28,7 @@ import io
 import math
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -345,11 +346,16 @@ class _DetectorProcess:
     A daemon spawned process: if this one fails, the detector does not outlive it.
     """
 
-    def __init__(self, *args: Any):
+    def __init__(self, config: ModelConfig, budget: TrainBudget, data: str | os.PathLike,
+                 out: Path, seed: int, imagenet: Mapping[str, str | os.PathLike] | None,
+                 log_data: dict[str, Any]):
+        self.out = out
         context = multiprocessing.get_context("spawn")
         self.result = context.SimpleQueue()
-        self.process = context.Process(target=_detector_alone, daemon=True,
-                                       args=(*args, torch.get_num_threads(), self.result))
+        self.process = context.Process(
+            target=_detector_alone, daemon=True,
+            args=(config, budget, data, out, seed, imagenet, log_data, torch.get_num_threads(),
+                  self.result))
         self.process.start()
 
     def record(self) -> dict[str, Any]:
@@ -357,8 +363,13 @@ class _DetectorProcess:
         while self.result.empty() and self.process.is_alive():
             time.sleep(0.5)
         if self.result.empty():  # killed (out of memory, a signal) before it could say
-            raise RuntimeError(f"the detector's process ended with exit code "
-                               f"{self.process.exitcode} and no result")
+            code = self.process.exitcode
+            how = (f"was killed by signal {-code} ({signal.Signals(-code).name}: out of "
+                   "memory, or stopped from outside)" if code < 0
+                   else f"exited with code {code}")
+            raise ChildProcessError(f"the detector's training process {how} before it "
+                                    f"finished; the states written so far are in {self.out}: "
+                                    "run the same command again to resume")
         outcome, value = self.result.get()
         self.process.join()
         if outcome == "error":
