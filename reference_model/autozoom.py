@@ -192,19 +192,23 @@ def paste_maps(maps: np.ndarray, transform: BoxTransform, height: int,
 
 
 def merge_part_scores(scores: Sequence[np.ndarray], transforms: Sequence[BoxTransform],
-                      height: int, width: int) -> np.ndarray:
+                      height: int, width: int,
+                      weights: Sequence[float] | None = None) -> np.ndarray:
     """Image-level part probabilities ``(7, H, W)`` from per-box probabilities.
 
     Each box's maps are pasted over its whole window (the context too: a detection box
     may cut off a limb the crop still saw) and averaged where windows overlap (HAZN's
-    score averaging); a pixel no window covers is background with probability 1.
+    score averaging), weighted by ``weights`` (the boxes' detection scores: where a doubtful
+    box overlaps a sure one, the sure one decides); a pixel no window covers is background
+    with probability 1.
     """
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
     total = np.zeros((schema.NUM_PARTS, height, width), np.float32)
     count = np.zeros((height, width), np.float32)
-    for maps, transform in zip(scores, transforms, strict=True):
+    for maps, transform, weight in zip(scores, transforms, weights, strict=True):
         pasted, (rows, cols) = paste_maps(maps, transform, height, width)
-        total[:, rows, cols] += pasted
-        count[rows, cols] += 1
-    merged = total / np.maximum(count, 1)
+        total[:, rows, cols] += weight * pasted
+        count[rows, cols] += weight
+    merged = total / np.where(count > 0, count, 1)
     merged[0][count == 0] = 1.0
     return merged

@@ -9,7 +9,12 @@ Pose scores: the paper scores a pose by the sum of the log joint probabilities o
 joints, a missing joint counting as probability 0.2 (``fcrf.pose_scores``); that sum is
 <= 0, and submissions take scores >= 0. The submitted score is ``exp(sum / 14)``, the
 geometric mean of the 14 joint probabilities: strictly increasing in the paper's score,
-so pose NMS and the AP ranking are unchanged, and it reads as a probability.
+so pose NMS and the AP ranking are unchanged, and it reads as a probability. Each
+probability is first multiplied by the detection score of the pose's box
+(``fcrf.weighted_by_box``), and the part probabilities of overlapping boxes are averaged
+weighted by those scores: the paper's detector kept only boxes above 0.6, so its poses and
+parts came from sure boxes; a weaker detector's doubtful boxes must count less (ground-truth
+boxes score 1, so the ``gt_boxes`` oracle is the paper's rule exactly).
 
 Ablations (paper Tables 1 and 3, and the speed claim): ``use_segment_features=False`` uses
 the pairwise model trained without f(Ps) ("w/o seg"); ``pose_refinement=False`` takes the
@@ -36,7 +41,7 @@ from pascal_person_pose.submission import write_submission
 
 from .autozoom import BoxTransform, crop_image, merge_part_scores
 from .detector import OracleDetector
-from .fcrf import Pose, assemble_image
+from .fcrf import Pose, assemble_image, weighted_by_box
 from .model import CROP_BATCH, ReferenceModel, Stopwatch, stack
 
 STAGES = ("detector", "fcn", "fcrf", "refinement", "merge")  # timed per image
@@ -102,12 +107,13 @@ def predict_image(model: ReferenceModel, image: np.ndarray,
     if options.gt_boxes:
         if gt_boxes is None:
             raise ValueError("gt_boxes is set but no ground-truth boxes were given")
-        boxes, _ = OracleDetector.from_coco(gt_boxes).detect(image)
+        boxes, box_scores = OracleDetector.from_coco(gt_boxes).detect(image)
     else:
-        boxes, _ = model.detector.detect(image)
+        boxes, box_scores = model.detector.detect(image)
     if options.full_image:
         transforms = [full_image_transform(model, boxes, width, height)]
         crop_boxes = None
+        box_scores = np.ones(1, np.float32)  # no box: the FCRF's poses as they are
     else:
         zoom = model.config.zoom
         transforms = [BoxTransform.around_box(b, zoom.crop_size, zoom.margin) for b in boxes]
@@ -122,13 +128,14 @@ def predict_image(model: ReferenceModel, image: np.ndarray,
         results = model.infer_crops(
             crops, None if crop_boxes is None else crop_boxes[start:start + CROP_BATCH],
             options.use_segment_features, options.pose_refinement, stopwatch)
-        for t, result in zip(chunk, results):
-            poses += [Pose(t.keypoints_to_image(p.keypoints), p.score) for p in result.poses]
+        for t, result, box_score in zip(chunk, results, box_scores[start:]):
+            poses += [weighted_by_box(Pose(t.keypoints_to_image(p.keypoints), p.score),
+                                      float(box_score)) for p in result.poses]
             probabilities.append(result.part_probs)
 
     stride = model.networks.pose.stride
     grids = [t.at_stride(stride) for t in transforms]
-    part_map = merge_part_scores(probabilities, grids, height, width).argmax(0)
+    part_map = merge_part_scores(probabilities, grids, height, width, box_scores).argmax(0)
     kept = assemble_image(poses)
     scores = submission_score(np.array([p.score for p in kept], np.float64))
     stopwatch.lap("merge")

@@ -6,8 +6,9 @@ import pytest
 from pascal_person_pose.metrics.pose_ap import pose_ap
 from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, Pose, TrainingBox,
                                   assemble_image, fcrf_box, fit_pairwise_model)
-from reference_model.fcrf.assembly import (closest_to_centre, cluster_poses, image_to_map,
-                                           map_to_image, pose_scores, to_image)
+from reference_model.fcrf.assembly import (Pose, closest_to_centre, cluster_poses,
+                                           image_to_map, map_to_image, pose_scores, to_image,
+                                           weighted_by_box)
 from reference_model.fcrf.proposals import ProposalParams, Proposals
 from reference_model.fcrf.synthetic import (person_box, random_people, render_box_maps,
                                             render_score_maps)
@@ -114,6 +115,21 @@ def test_pose_score_is_the_sum_of_log_joint_scores():
     assert pose_scores(keypoints) == pytest.approx(expected)
     assert pose_scores(keypoints, missing_score=0.5) == pytest.approx(
         np.log(0.9) + 13 * np.log(0.5))
+
+
+def test_a_pose_weighted_by_its_box_scales_every_joint_probability():
+    keypoints = np.zeros((14, 3), np.float32)
+    keypoints[:2] = [[5, 5, 0.9], [5, 9, 0.5]]
+    pose = Pose(keypoints, float(pose_scores(keypoints)))
+    weighted = weighted_by_box(pose, 0.4)
+    np.testing.assert_allclose(weighted.keypoints[:2, 2], [0.36, 0.2], rtol=1e-6)
+    assert (weighted.keypoints[2:] == 0).all()  # missing joints stay missing
+    np.testing.assert_array_equal(weighted.keypoints[:, :2], keypoints[:, :2])
+    # as if each of the 14 probabilities, a missing joint's 0.2 too, were times 0.4
+    assert weighted.score == pytest.approx(np.log(0.36) + np.log(0.2) + 12 * np.log(0.08))
+    assert pose.keypoints[0, 2] == np.float32(0.9)  # the input is left as it was
+    same = weighted_by_box(pose, 1.0)  # a ground-truth box
+    assert same.score == pose.score and np.array_equal(same.keypoints, pose.keypoints)
 
 
 def test_cluster_poses_put_each_proposal_in_its_person():

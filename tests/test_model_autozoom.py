@@ -115,3 +115,22 @@ def test_merge_averages_overlaps_and_is_background_elsewhere():
     assert (merged[0, :10, :15] == 0).all()
     empty = merge_part_scores([], [], 3, 4)
     assert (empty[0] == 1).all() and (empty[1:] == 0).all()
+
+
+def test_merge_weighs_overlapping_boxes_by_their_scores():
+    a = BoxTransform(0.0, 0.0, 1.0, 10, 10)
+    b = BoxTransform(5.0, 0.0, 1.0, 10, 10)
+    pa = np.zeros((7, 10, 10), np.float32)
+    pa[1] = 1
+    pb = np.zeros((7, 10, 10), np.float32)
+    pb[2] = 1
+    merged = merge_part_scores([pa, pb], [a, b], 12, 20, weights=[0.9, 0.3])
+    np.testing.assert_allclose(merged[1, :10, 5:10], 0.75, rtol=1e-6)  # 0.9 / (0.9 + 0.3)
+    np.testing.assert_allclose(merged[2, :10, 5:10], 0.25, rtol=1e-6)
+    # alone, a box's maps are its own whatever its score; no box: background
+    assert (merged[1, :10, :5] == 1).all() and (merged[2, :10, 10:15] == 1).all()
+    assert (merged[0, 10:] == 1).all() and (merged[0, :, 15:] == 1).all()
+    np.testing.assert_array_equal(merge_part_scores([pa, pb], [a, b], 12, 20, [1.0, 1.0]),
+                                  merge_part_scores([pa, pb], [a, b], 12, 20))
+    with pytest.raises(ValueError):
+        merge_part_scores([pa, pb], [a, b], 12, 20, weights=[1.0])

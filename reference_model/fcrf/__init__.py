@@ -10,7 +10,7 @@ channel layout, ``training`` fits the pairwise model from GT (DeeperCut's labels
 pulp for the reference): no torch.
 """
 
-from .assembly import Pose, assemble_image, pose_scores
+from .assembly import Pose, assemble_image, pose_scores, weighted_by_box
 from .features import FeatureParams, PartRegions, pair_features
 from .ilp import SOLVERS, solve_program
 from .inference import FULL_IMAGE_PARAMS, FcrfParams, FcrfResult, box_program, fcrf_box
@@ -28,5 +28,5 @@ __all__ = [
     "TrainingBox", "assemble_image", "box_program", "box_proposals", "fcrf_box",
     "fit_pairwise_model", "joint_proposals", "offset_channel", "pair_examples",
     "pair_features", "pose_scores", "random_people", "random_program", "render_score_maps",
-    "solve_program",
+    "solve_program", "weighted_by_box",
 ]

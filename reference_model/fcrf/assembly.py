@@ -5,7 +5,9 @@ missing joint counting as 0.2): ``sum over the 14 joints of log(s_j)`` with ``s_
 joint's Pj probability, or ``missing_score`` (0.2) when the pose has no such joint. It is
 <= 0; a complete, confident pose scores highest, and every missing joint costs log(0.2)
 as a weak detection would. In the output keypoints a joint's column 2 is its Pj
-probability, and a missing joint is (0, 0, 0).
+probability, and a missing joint is (0, 0, 0). Prediction then weighs a pose by its box's
+detection score (``weighted_by_box``: every probability times it, as top-down pose methods
+rank a pose by box score times keypoint score); ground-truth boxes score 1.
 
 Boxes: the maps of a box cover the image region from (x1, y1) resized by ``scale`` (map
 pixels per image pixel, one value or (sx, sy)), pixel centres aligned as cv2.resize does:
@@ -38,6 +40,15 @@ def pose_scores(keypoints: np.ndarray, missing_score: float = MISSING_SCORE) -> 
     """Pose scores of keypoints (..., 14, 3): sum of log joint scores, missing = 0.2."""
     s = keypoints[..., 2].astype(np.float64)
     return np.log(np.where(s > 0, s, missing_score)).sum(axis=-1)
+
+
+def weighted_by_box(pose: Pose, box_score: float) -> Pose:
+    """The pose as found in a box detected with ``box_score``: every joint probability
+    (a missing joint's 0.2 too) times the box's, so that a pose in a doubtful box ranks
+    below one in a sure box (the FCNs, trained on person crops, find a person in any box)."""
+    keypoints = pose.keypoints.copy()
+    keypoints[:, 2] *= box_score
+    return Pose(keypoints, pose.score + NUM_JOINTS * float(np.log(max(box_score, 1e-12))))
 
 
 def cluster_poses(proposals: Proposals, person: np.ndarray,
