@@ -2,6 +2,8 @@
 the star cuts valid, Kernighan-Lin never worse, persistency never changing the optimum."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -466,3 +468,19 @@ def test_separated_pairs_are_repulsive_and_symmetric():
     assert (apart == apart.T).all() and apart.any()
     assert (program.pairwise[apart] > 0).all()
     assert not apart[program.types[:, None] == program.types[None, :]].any()
+
+
+def test_the_solver_prints_nothing(tmp_path):
+    """HiGHS's banner once reached stdout in the middle of `ppp-baseline` output (once per
+    process, so a fresh process is needed to see it)."""
+    script = ("import numpy as np\n"
+              "from reference_model.fcrf.ilp import solve_program\n"
+              "from reference_model.fcrf.synthetic import random_program\n"
+              "program = random_program(np.random.default_rng(0), 3, same=(0.4, 0.95),\n"
+              "                         different=(0.05, 0.6))\n"
+              "solution = solve_program(program, time_limit=30)\n"
+              "assert solution.optimal and solution.rounds > 0  # HiGHS was used\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "" and run.stderr == ""

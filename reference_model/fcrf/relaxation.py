@@ -126,7 +126,10 @@ class _HighsModel:
         import highspy  # the "model" extra; only needed when this backend is used
 
         self.highspy = highspy
-        self.highs = highspy.Highs()
+        # highspy.Highs() enables its Python callbacks on construction, a call that prints
+        # HiGHS's banner to stdout before output_flag can be set (once per process, in the
+        # middle of `ppp-baseline` output); its C++ base, all this class uses, does not.
+        self.highs = getattr(getattr(highspy, "_core", None), "_Highs", highspy.Highs)()
         for name, value in (("output_flag", False), ("presolve", "off"),
                             ("mip_rel_gap", 1e-9)):
             self.highs.setOptionValue(name, value)
