@@ -163,23 +163,22 @@ def test_fit_needs_pairs_and_keeps_feature_params():
     assert model.feature_params == params
 
 
-def test_errors_below_the_training_range_count_as_its_minimum_without_overflow():
+def test_errors_below_the_training_range_extrapolate_and_stay_finite():
     """A pair type fitted on two nearly equal errors has a tiny range: a smaller error at
     test time once overflowed exp(-z) (a RuntimeWarning, then a saturated probability)."""
-    rng = np.random.default_rng(0)
     kind = 5
-    pair_type = np.full(40, kind)
-    offset = np.abs(rng.normal(20.0, 5.0, (40, 4)))
-    offset[:2] = [[25.0, 25.0, 1.0, 1.0], [25.0001, 25.0001, 1.0001, 1.0001]]
-    same = np.arange(40) % 2 == 0
-    model = PairwiseModel.fit(pair_type[:2], offset[:2], None, same[:2],
+    offset = np.array([[25.0, 25.0, 1.0, 1.0], [25.0001, 25.0001, 1.0001, 1.0001]])
+    model = PairwiseModel.fit(np.array([kind, kind]), offset, None, np.array([True, False]),
                               use_segment_features=False)
     assert (model.hi[kind] - model.lo[kind]).max() < 1e-3
-    below = np.array([[3.0, 2.0, 0.1, 0.0], [25.0, 25.0, 1.0, 1.0]])
-    with np.errstate(all="raise"):
+    below = np.array([[3.0, 2.0, 0.1, 0.0], [24.9999, 24.9999, 0.9999, 0.9999]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
         design = model.design(np.array([kind, kind]), below, None)
         p = model.probability(PairFeatures(np.zeros(2, int), np.ones(2, int),
                                            np.array([kind, kind]), below, None))
+    z = design[:, 1:5]
     assert np.isfinite(design).all()
-    np.testing.assert_array_equal(design[0], design[1])  # floored at the training minimum
-    assert np.isfinite(p).all() and p[0] == p[1] and 0 < p[0] < 1
+    assert (z[0] == -50).all()  # far below: bounded
+    np.testing.assert_allclose(z[1], -1.0, rtol=1e-3)  # just below: extrapolated as before
+    np.testing.assert_allclose(design[:, 5:9], np.exp(-z))
+    assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()

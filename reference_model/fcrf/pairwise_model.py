@@ -2,8 +2,8 @@
 
 Input of the regression of type pair ``k`` (DeeperCut's basis, as pose-tensorflow does):
 ``[1, z, exp(-z), f(Ps)]`` where ``z`` is f(Pn) min-max normalised with the range seen in
-training for that pair type (floored at 0: errors below the smallest seen count as it);
-the ``exp(-z)`` terms let a linear model favour small offset errors sharply. Without segment features (the paper's "w/o seg" ablation) the
+training for that pair type (bounded below by -50 so that ``exp(-z)`` stays finite); the
+``exp(-z)`` terms let a linear model favour small offset errors sharply. Without segment features (the paper's "w/o seg" ablation) the
 input is ``[1, z, exp(-z)]``.
 
 The 91 regressions are fitted jointly (one L-BFGS run over a block-diagonal problem) with
@@ -30,6 +30,7 @@ from .features import (NUM_OFFSET_FEATURES, NUM_PAIR_TYPES, NUM_SEGMENT_FEATURES
                        FeatureParams, PairFeatures)
 
 FORMAT = "fcrf-pairwise-v1"
+_LOWEST_Z = -50.0
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -52,10 +53,11 @@ class PairwiseModel:
                segment: np.ndarray | None) -> np.ndarray:
         """The regression input (N, D) of pairs with features ``offset`` and ``segment``."""
         span = np.maximum(self.hi[pair_type] - self.lo[pair_type], 1e-9)
-        # An error below the smallest one seen in training counts as that one: exp(-z) must
-        # not extrapolate downwards (a pair type fitted on two close pairs has a tiny span,
-        # and a smaller error then overflowed exp(-z) to inf).
-        z = np.maximum((offset - self.lo[pair_type]) / span, 0.0)
+        # Below the training range (z < 0) exp(-z) extrapolates: a smaller error than any
+        # seen reads as more alike. Bounded, so that it stays finite: a pair type fitted on
+        # two nearly equal errors has a tiny span, and z reached -1e5 (exp overflowed to inf,
+        # and an unfitted weight of 0 times inf is NaN). At -50 the term is 5e21.
+        z = np.maximum((offset - self.lo[pair_type]) / span, _LOWEST_Z)
         parts = [np.ones((len(pair_type), 1)), z, np.exp(-z)]
         if self.use_segment_features:
             if segment is None:
