@@ -3,8 +3,8 @@
 Input of the regression of type pair ``k`` (DeeperCut's basis, as pose-tensorflow does):
 ``[1, z, exp(-z), f(Ps)]`` where ``z`` is f(Pn) min-max normalised with the range seen in
 training for that pair type (bounded below by -50 so that ``exp(-z)`` stays finite); the
-``exp(-z)`` terms let a linear model favour small offset errors sharply. Without segment features (the paper's "w/o seg" ablation) the
-input is ``[1, z, exp(-z)]``.
+``exp(-z)`` terms let a linear model favour small offset errors sharply. Without segment
+features (the paper's "w/o seg" ablation) the input is ``[1, z, exp(-z)]``.
 
 The 91 regressions are fitted jointly (one L-BFGS run over a block-diagonal problem) with
 an L2 penalty on every weight, which also keeps a pair type seen with one label only at
