@@ -88,8 +88,9 @@ def test_fast_solvers_match_brute_force(solver):
 
 @pytest.mark.parametrize("options", [
     BASELINE, SolverOptions(lp_method="ipm"), SolverOptions(column_generation=False),
-    SolverOptions(fixing=False, kernighan_lin=False), SolverOptions(cuts="triangles")],
-    ids=["baseline", "ipm", "all-columns", "no-fixing-no-kl", "triangles"])
+    SolverOptions(fixing=False, kernighan_lin=False), SolverOptions(cuts="triangles"),
+    SolverOptions(drop_slack_cuts=False)],
+    ids=["baseline", "ipm", "all-columns", "no-fixing-no-kl", "triangles", "keep-slack-cuts"])
 def test_every_ablation_stays_exact(options):
     rng = np.random.default_rng(17)
     for _ in range(12):
@@ -372,6 +373,43 @@ def test_relaxation_bounds_are_valid_with_few_columns_and_inexact_duals():
             relaxation.add_rows(separate_stars(columns, result.z, 100))
             result, _, _ = relaxation.solve(method)
             assert result.bound <= optimum + 1e-9
+
+
+@pytest.mark.parametrize("backend", ["highs", "scipy"])
+def test_dropping_slack_cuts_keeps_the_optimum(backend):
+    # Rounds of star cuts on a hard box leave cuts that stopped binding; deleting them
+    # leaves the last optimum optimal (same objective, same bound), with fewer rows.
+    program = random_program(np.random.default_rng(2), people=3, per_type=3,
+                             same=(0.3, 0.9), different=(0.1, 0.7))
+    columns = Columns.of(program.types)
+    relaxation = Relaxation(program, columns, np.ones(columns.size, bool), backend)
+    dropped = 0
+    for _ in range(6):
+        result, optimal, _ = relaxation.solve()
+        assert optimal
+        rows = relaxation.rows
+        count = relaxation.drop_slack_cuts(result)
+        assert relaxation.rows == rows - count
+        if count:
+            again, _, _ = relaxation.solve()
+            assert again.bound == pytest.approx(result.bound, abs=1e-7)
+            assert relaxation.cost @ again.z == pytest.approx(relaxation.cost @ result.z,
+                                                              abs=1e-7)
+            dropped += count
+            result = again
+        relaxation.add_rows(separate_stars(columns, result.z, 30))
+    assert dropped > 0
+
+
+def test_dropping_cuts_needs_the_last_solve():
+    program = random_program(np.random.default_rng(2), people=2, per_type=3,
+                             same=(0.3, 0.9), different=(0.1, 0.7))
+    columns = Columns.of(program.types)
+    relaxation = Relaxation(program, columns, np.ones(columns.size, bool))
+    result, _, _ = relaxation.solve()
+    relaxation.add_rows(separate_stars(columns, result.z, 30))
+    with pytest.raises(ValueError, match="drop cuts right after the solve"):
+        relaxation.drop_slack_cuts(result)
 
 
 # --- Kernighan-Lin ------------------------------------------------------------------

@@ -62,7 +62,8 @@ ABLATIONS = {"no stars (plain triangles)": SolverOptions(cuts="triangles"),
              "no Kernighan-Lin": SolverOptions(kernighan_lin=False),
              "no pair fixing": SolverOptions(fixing=False),
              "every column": SolverOptions(column_generation=False),
-             "simplex only": SolverOptions(lp_method="simplex")}
+             "simplex only": SolverOptions(lp_method="simplex"),
+             "slack cuts kept": SolverOptions(drop_slack_cuts=False)}
 
 
 def random_family(family: str, boxes: int, seed: int) -> list:

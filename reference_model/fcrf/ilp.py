@@ -15,8 +15,9 @@ Per box (``solve_program``):
    pairs, clique rows ``sum_{i of type a} y_ij <= x_j``; rounds of cut and column
    generation: the most violated star inequalities (``cuts``: lifted triangles,
    2-partition cuts ``y_jk + sum_B (y_ij - y_ik) <= x_j``, grown stars) and the absent
-   pairs with negative reduced cost are added, until the relaxation's bound meets the
-   incumbent (proven optimal), or nothing is violated. An integral relaxed optimum is a
+   pairs with negative reduced cost are added, and the cuts that no longer bind are
+   dropped, until the relaxation's bound meets the incumbent (proven optimal), or nothing
+   is violated. An integral relaxed optimum is a
    labelling, optimal when no column prices out. The first solves run the dual simplex
    from the last basis; when a solve needs many iterations (the relaxation is far from
    integral) the rounds switch to the interior-point method, whose central points give
@@ -72,6 +73,7 @@ class SolverOptions:
     fixing: bool = True  # drop the variables of separated pairs (persistency)
     column_generation: bool = True  # price pair columns in; False: all from the start
     lp_method: str = "auto"  # "simplex", "ipm", or "auto" (simplex, IPM once slow)
+    drop_slack_cuts: bool = True  # delete cuts with slack and no dual between rounds
 
     def __post_init__(self) -> None:
         if self.cuts not in ("stars", "triangles"):
@@ -83,7 +85,7 @@ class SolverOptions:
 
 # The solver before issue 11: clique rows, plain triangles, every pair column, GAEC.
 BASELINE = SolverOptions(cuts="triangles", kernighan_lin=False, fixing=False,
-                         column_generation=False, lp_method="simplex")
+                         column_generation=False, lp_method="simplex", drop_slack_cuts=False)
 
 
 def solve_program(program: BoxProgram, solver: str = "highs", time_limit: float = 10.0,
@@ -262,6 +264,8 @@ class _Component:
                 self._polish(result)
             elif method == "crossover":
                 method = "ipm"
+            if self.options.drop_slack_cuts:
+                relaxation.drop_slack_cuts(result)
             relaxation.add_columns(columns)
             relaxation.add_rows(rows, upper)
             self.cuts += rows.shape[0]

@@ -18,6 +18,11 @@ every row but the plain triangles of the baseline, which have 1). The same sum
 bounds what any labelling using column ``j`` can cost (``bound + max(0, rc_j)``), which
 lets the integer phase leave out columns that cannot beat the incumbent.
 
+Cuts that stop binding are dropped between rounds (``drop_slack_cuts``): a row with
+slack and no dual at the last optimum does not hold that optimum up, so without it the
+same point stays optimal (the bound never goes back), and each later solve is cheaper; a
+dropped cut that becomes violated again is separated again.
+
 Backends: ``"highs"`` keeps one highspy model whose rows and columns grow (the simplex
 restarts from the last basis); ``"scipy"`` passes the whole model to ``scipy.optimize``
 (the same HiGHS) every solve.
@@ -34,6 +39,7 @@ from .cuts import Columns, clique_rows
 from .program import BoxProgram
 
 _PRICE_TOL = 1e-9
+_SLACK_TOL = 1e-6  # a cut with more slack than this does not bind
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class LpResult:
     bound: float  # proven lower bound on every labelling's cost (-inf if none)
     reduced: np.ndarray  # (columns.size,) reduced costs against every row
     iterations: int  # simplex iterations (interior-point ones for "ipm")
+    duals: np.ndarray | None = None  # (rows,) row duals of the solve, in row order
 
 
 class Relaxation:
@@ -91,7 +98,7 @@ class Relaxation:
             bound += float(pi @ upper)
             start_row += block.shape[0]
         bound = bound + float(np.minimum(reduced, 0.0).sum()) if optimal else -np.inf
-        return LpResult(z, bound, reduced, iterations), optimal, bound
+        return LpResult(z, bound, reduced, iterations, duals), optimal, bound
 
     def add_rows(self, rows: csr_matrix, upper: np.ndarray | None = None) -> None:
         """Rows ``rows z <= upper`` (0 by default) over all columns."""
@@ -101,6 +108,27 @@ class Relaxation:
         self.blocks.append(rows)
         self.upper.append(upper)
         self.model.add_rows(rows[:, self.order].tocsr(), upper)
+
+    def drop_slack_cuts(self, result: LpResult) -> int:
+        """Delete the cut rows (every block but the clique rows) that have slack and a zero
+        dual at ``result``, the last solve over the present rows; returns how many."""
+        if result.duals is None or len(self.blocks) == 1:
+            return 0
+        if len(result.duals) != self.rows:
+            raise ValueError(f"the result has {len(result.duals)} row duals, the relaxation "
+                             f"{self.rows} rows: drop cuts right after the solve")
+        first = self.blocks[0].shape[0]
+        cuts = vstack(self.blocks[1:]).tocsr()
+        upper = np.concatenate(self.upper[1:])
+        slack = upper - cuts @ result.z
+        idle = (np.abs(result.duals[first:first + len(upper)]) <= _PRICE_TOL) & (
+            slack > _SLACK_TOL)
+        if not idle.any():
+            return 0
+        self.model.delete_rows(first + np.flatnonzero(idle))
+        self.blocks[1:] = [cuts[~idle]]
+        self.upper[1:] = [upper[~idle]]
+        return int(idle.sum())
 
     def add_columns(self, new: np.ndarray) -> None:
         new = np.asarray(new, dtype=np.int64)
@@ -146,6 +174,10 @@ class _HighsModel:
     def add_rows(self, rows: csr_matrix, upper: np.ndarray) -> None:
         self.highs.addRows(rows.shape[0], np.full(rows.shape[0], -np.inf), upper, rows.nnz,
                            *_csr_arrays(rows))
+
+    def delete_rows(self, rows: np.ndarray) -> None:
+        """Rows deleted by index; the basis of the rows that stay is kept."""
+        self.highs.deleteRows(len(rows), np.asarray(rows, np.int32))
 
     def add_columns(self, cost: np.ndarray, entries: csc_matrix) -> None:
         k = len(cost)
@@ -204,6 +236,11 @@ class _ScipyModel:
     def add_rows(self, rows: csr_matrix, upper: np.ndarray) -> None:
         self.rows = vstack([self.rows, rows]).tocsr()
         self.upper = np.concatenate([self.upper, upper])
+
+    def delete_rows(self, rows: np.ndarray) -> None:
+        keep = np.ones(self.rows.shape[0], bool)
+        keep[rows] = False
+        self.rows, self.upper = self.rows[keep], self.upper[keep]
 
     def add_columns(self, cost: np.ndarray, entries: csc_matrix) -> None:
         from scipy.sparse import hstack
