@@ -13,7 +13,8 @@ Per crop (paper Fig. 2 inside one box, :meth:`ReferenceModel.infer_crops`): the 
 and the Part FCN run on a batch of auto-zoomed crops; their stride-8 maps are upsampled to
 the crop (``Pj`` and ``Ps`` bilinearly; ``Pn`` and the location refinement stay on the
 grid, read in the cell of each proposal); the FCRF takes proposals by pixel-level NMS and
-assembles people; the box keeps the one whose centre is nearest its own (paper Sec. 3.1);
+assembles people; the box keeps the best-scored one centred inside it (the paper: the one
+nearest its centre, Sec. 3.1; see ``fcrf.assembly.box_person``);
 the second-stage Part FCN reads the first-stage part probabilities and that pose's label
 maps. Distances are the config's ``fcrf`` section, in crop pixels.
 """
@@ -38,7 +39,7 @@ from .config import ModelConfig
 from .detector import CenterNet, CenterNetDetector
 from .fcrf import (FULL_IMAGE_PARAMS, FcrfParams, FeatureParams, PairwiseModel, Pose,
                    ProposalParams, ScoreMaps, fcrf_box)
-from .fcrf.assembly import closest_to_centre
+from .fcrf.assembly import box_person
 from .part_fcn import PartFCN, upsample
 from .pose_fcn import PoseFCN, PoseMaps
 from .refinement import RefinementNet, second_stage_input
@@ -234,8 +235,8 @@ class ReferenceModel:
                     stopwatch: Stopwatch | None = None) -> list[CropResult]:
         """Poses and part probabilities of uint8 crops ``(B, H, W, 3)``.
 
-        ``boxes`` ``(B, 4)``: each crop's box in crop pixel edges; the pose nearest its
-        centre is kept. ``None``: the crops are whole images, every person is kept.
+        ``boxes`` ``(B, 4)``: each crop's box in crop pixel edges; the best-scored pose
+        centred inside it is kept. ``None``: the crops are whole images, every person is kept.
         """
         stopwatch = stopwatch or Stopwatch(self.device, ("fcn", "fcrf", "refinement"))
         maps = self.fcn_maps(crops)
@@ -254,8 +255,9 @@ class ReferenceModel:
 
 
 def box_pose(people: Sequence[Pose], box: np.ndarray) -> list[Pose]:
-    """The paper's one pose per box: the person whose centre is nearest the box centre."""
-    best = closest_to_centre(people, box)
+    """The paper's one pose per box (none or one): the best-scored person centred inside
+    the box (``fcrf.assembly.box_person``; the paper: the one nearest its centre)."""
+    best = box_person(people, box)
     return [] if best is None else [best]
 
 

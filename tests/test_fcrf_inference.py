@@ -6,7 +6,7 @@ import pytest
 from pascal_person_pose.metrics.pose_ap import pose_ap
 from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, Pose, TrainingBox,
                                   assemble_image, fcrf_box, fit_pairwise_model)
-from reference_model.fcrf.assembly import (Pose, closest_to_centre, cluster_poses,
+from reference_model.fcrf.assembly import (Pose, box_person, cluster_poses,
                                            image_to_map, map_to_image, pose_scores, to_image,
                                            weighted_by_box)
 from reference_model.fcrf.proposals import ProposalParams, Proposals
@@ -59,7 +59,7 @@ def test_scenes():
 def box_pose(maps, model, box, scale):
     """The paper's one pose per box, in image coordinates (none or one)."""
     people = [to_image(p, box, scale) for p in fcrf_box(maps, model).poses]
-    best = closest_to_centre(people, box)
+    best = box_person(people, box)
     return [] if best is None else [best]
 
 
@@ -144,7 +144,7 @@ def test_cluster_poses_put_each_proposal_in_its_person():
     assert best.score > poses[1].score
 
 
-def test_box_frame_round_trip_and_closest_pose():
+def test_box_frame_round_trip():
     box = (40.0, 20.0, 139.0, 219.0)
     xy = np.array([[0.0, 0.0], [49.5, 99.5]])
     image = map_to_image(xy, box, 0.5)
@@ -156,11 +156,27 @@ def test_box_frame_round_trip_and_closest_pose():
     moved = to_image(Pose(keypoints, -3.0), box, 0.5)
     assert moved.keypoints[0].tolist() == pytest.approx([60.5, 40.5, 0.9])
     assert (moved.keypoints[1:] == 0).all() and moved.score == -3.0
-    near, far = keypoints.copy(), keypoints.copy()
-    near[0, :2] = (90, 120)
-    far[0, :2] = (45, 25)
-    assert closest_to_centre([Pose(far, 0.0), Pose(near, -9.0)], box).score == -9.0
-    assert closest_to_centre([], box) is None
+
+
+def test_a_box_keeps_its_best_scored_person_centred_inside():
+    box = (40.0, 20.0, 140.0, 220.0)  # centre (90, 120)
+
+    def pose(score, *joints):
+        keypoints = np.zeros((14, 3), np.float32)
+        for j, (x, y) in enumerate(joints):
+            keypoints[j] = (x, y, 0.5)
+        return Pose(keypoints, score)
+
+    fragment = pose(-20.0, (88, 118), (92, 122))  # centred on the box centre
+    person = pose(-12.0, (60, 30), (120, 200))  # centre (90, 115), the whole body
+    outside = pose(-1.0, (150, 20), (170, 60))  # the best score, centred outside
+    assert box_person([fragment, outside, person], box) is person
+    assert box_person([fragment, outside], box) is fragment
+    edge = pose(-5.0, (40, 20), (40, 20))  # centred on the box's corner: inside
+    assert box_person([person, edge], box) is edge
+    assert box_person([outside], box) is None
+    assert box_person([], box) is None
+    assert box_person([Pose(np.zeros((14, 3), np.float32), 0.0)], box) is None  # no joint
 
 
 def test_assemble_image_drops_duplicates_through_pose_nms():

@@ -46,7 +46,7 @@ from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, ProposalParams,
                                   RenderParams, TrainingBox, assemble_image, box_program,
                                   fcrf_box, fit_pairwise_model,
                                   render_score_maps, solve_program)
-from reference_model.fcrf.assembly import (closest_to_centre, image_to_map,  # noqa: E402
+from reference_model.fcrf.assembly import (box_person, image_to_map,  # noqa: E402
                                            to_image)
 from reference_model.fcrf.ilp import BASELINE, SolverOptions  # noqa: E402
 from reference_model.fcrf.synthetic import (person_box, random_people,  # noqa: E402
@@ -221,7 +221,7 @@ def scene_table(train_scenes: int, test_scenes: int, people: tuple[int, int],
             for box, maps, scale in boxes:
                 start = time.perf_counter()
                 result = fcrf_box(maps, model, FcrfParams())
-                best = closest_to_centre([to_image(p, box, scale) for p in result.poses], box)
+                best = box_person([to_image(p, box, scale) for p in result.poses], box)
                 spent += time.perf_counter() - start
                 poses += [] if best is None else [best]
                 run["proposals"].append(len(result.proposals))
