@@ -17,11 +17,11 @@ Per box (``solve_program``):
    2-partition cuts ``y_jk + sum_B (y_ij - y_ik) <= x_j``, grown stars) and the absent
    pairs with negative reduced cost are added, and the cuts that no longer bind are
    dropped, until the relaxation's bound meets the incumbent (proven optimal), or nothing
-   is violated. An integral relaxed optimum is a
-   labelling, optimal when no column prices out. The first solves run the dual simplex
-   from the last basis; when a solve needs many iterations (the relaxation is far from
-   integral) the rounds switch to the interior-point method, whose central points give
-   deeper cuts, and a final solve with crossover makes the bound exact.
+   is violated. An integral relaxed optimum is a labelling, optimal when no column prices
+   out. The first solves run the dual simplex from the last basis; when a solve needs
+   many iterations (the relaxation is far from integral) the rounds switch to the
+   interior-point method, whose central points give deeper cuts, and a final solve with
+   crossover makes the bound exact.
 4. Branch and bound, when the relaxation leaves a gap: HiGHS solves the integer program
    over the present rows and the columns whose reduced cost lets them beat the incumbent
    (the rest cannot be 1 in a better labelling), with the incumbent as MIP start; the

@@ -3,8 +3,9 @@
 :func:`fcrf_box` returns every person the program assembles, in map coordinates, with the
 intermediate results (proposals, program, the solver's certificate) for benchmarks and for
 anyone checking optimality. Which of those people a box keeps (``assembly.box_person``;
-the paper: the one nearest its centre) is the caller's policy (``reference_model.model``). A whole image is a box
-too: ``FULL_IMAGE_PARAMS`` gives it more proposals and a longer time limit.
+the paper: the one nearest its centre) is the caller's policy (``reference_model.model``).
+A whole image is a box too: ``FULL_IMAGE_PARAMS`` gives it more proposals and a longer
+time limit.
 """
 
 from __future__ import annotations
