@@ -14,7 +14,7 @@ probability is first multiplied by the detection score of the pose's box
 (``fcrf.weighted_by_box``), and the part probabilities of overlapping boxes are averaged
 weighted by those scores: the paper's detector kept only boxes above 0.6, so its poses and
 parts came from sure boxes; a weaker detector's doubtful boxes must count less (ground-truth
-boxes score 1, so the ``gt_boxes`` oracle is the paper's rule exactly).
+boxes score 1, so the ``gt_boxes`` oracle is not weighted).
 
 Ablations (paper Tables 1 and 3, and the speed claim): ``use_segment_features=False`` uses
 the pairwise model trained without f(Ps) ("w/o seg"); ``pose_refinement=False`` takes the

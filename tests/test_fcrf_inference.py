@@ -6,8 +6,8 @@ import pytest
 from pascal_person_pose.metrics.pose_ap import pose_ap
 from reference_model.fcrf import (FULL_IMAGE_PARAMS, FcrfParams, Pose, TrainingBox,
                                   assemble_image, fcrf_box, fit_pairwise_model)
-from reference_model.fcrf.assembly import (Pose, box_person, cluster_poses,
-                                           image_to_map, map_to_image, pose_scores, to_image,
+from reference_model.fcrf.assembly import (box_person, cluster_poses, image_to_map,
+                                           map_to_image, pose_scores, to_image,
                                            weighted_by_box)
 from reference_model.fcrf.proposals import ProposalParams, Proposals
 from reference_model.fcrf.synthetic import (person_box, random_people, render_box_maps,
