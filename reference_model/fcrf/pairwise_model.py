@@ -6,10 +6,14 @@ training for that pair type (bounded below by -50 so that ``exp(-z)`` stays fini
 ``exp(-z)`` terms let a linear model favour small offset errors sharply. Without segment
 features (the paper's "w/o seg" ablation) the input is ``[1, z, exp(-z)]``.
 
-The 91 regressions are fitted jointly (one L-BFGS run over a block-diagonal problem) with
-an L2 penalty on every weight, which also keeps a pair type seen with one label only at
-finite weights. A model is saved as a plain ``.npz`` (no pickle): the weights, the
-normalisation ranges, the switch and the feature parameters as JSON text.
+Each pair type's regression is fitted on its own rows (the joint problem is
+block-diagonal) by Newton's method in a trust region (scipy's ``trust-exact``: with at
+most 19 weights the exact Hessian is cheap, and a few passes over the rows converge; one
+L-BFGS run over all 91 blocks at once took 2-3 minutes on 1.5 M pairs, and stopped
+short of the optimum), with an L2 penalty on every weight, which also keeps a pair type
+seen with one label only at finite weights. A model is saved as a plain ``.npz`` (no
+pickle): the weights, the normalisation ranges, the switch and the feature parameters as
+JSON text.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.sparse import csr_matrix
 
 from pascal_person_pose.atomic import write_bytes
 from pascal_person_pose.errors import InputError
@@ -85,21 +88,11 @@ class PairwiseModel:
                         feature_params)
         X = untrained.design(pair_type, offset, segment)
         y = np.asarray(same, dtype=np.float64)
-        dims = X.shape[1]
-        member = csr_matrix((np.ones(len(y)), (pair_type, np.arange(len(y)))),
-                            shape=(NUM_PAIR_TYPES, len(y)))
-
-        def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            W = flat.reshape(NUM_PAIR_TYPES, dims)
-            z = (X * W[pair_type]).sum(axis=1)
-            loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(W * W)
-            grad = member @ ((_sigmoid(z) - y)[:, None] * X) + l2 * W
-            return float(loss), grad.ravel()
-
-        result = minimize(loss_and_gradient, np.zeros(NUM_PAIR_TYPES * dims), jac=True,
-                          method="L-BFGS-B", options={"maxiter": 2000})
-        return cls(result.x.reshape(NUM_PAIR_TYPES, dims), lo, hi, use_segment_features,
-                   feature_params)
+        weights = np.zeros((NUM_PAIR_TYPES, X.shape[1]))
+        for k in seen:
+            rows = pair_type == k
+            weights[k] = _fit_logistic(X[rows], y[rows], l2)
+        return cls(weights, lo, hi, use_segment_features, feature_params)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as a pickle-free ``.npz`` (atomically)."""
@@ -149,6 +142,22 @@ class PairwiseModel:
             numbers[key] = array.astype(np.float64)
         return cls(numbers["weights"], numbers["lo"], numbers["hi"], use_segment,
                    feature_params)
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """The weights minimising the L2-penalised logistic loss of rows ``X`` with labels ``y``."""
+    def loss_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = X @ w
+        loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * (w @ w)
+        return float(loss), X.T @ (_sigmoid(z) - y) + l2 * w
+
+    def hessian(w: np.ndarray) -> np.ndarray:
+        p = _sigmoid(X @ w)
+        return (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(w))
+
+    result = minimize(loss_and_gradient, np.zeros(X.shape[1]), jac=True, hess=hessian,
+                      method="trust-exact", options={"gtol": 1e-8, "maxiter": 200})
+    return result.x
 
 
 def _scalar(array: np.ndarray, kind: type, path: str | os.PathLike, field: str):
