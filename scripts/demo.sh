@@ -11,7 +11,7 @@
 # BIN_DIR holds ppp, ppp-baseline and python (default: .venv/bin). Running it again reuses
 # what is there: training resumes or is skipped, submissions and scored rows are replaced.
 #
-# Sizes (environment): DEMO_TRAIN_IMAGES (160), DEMO_VAL_IMAGES (80), DEMO_TRAIN_ARGS
+# Sizes (environment): DEMO_TRAIN_IMAGES (480), DEMO_VAL_IMAGES (80), DEMO_TRAIN_ARGS
 # (more options of `ppp-baseline train`, e.g. "--fcn-steps 100" to try it fast),
 # DEMO_JOBS (processes at once, 2: the detector trains beside the other stages, and the
 # predictions run two at a time) and DEMO_THREADS (torch threads per process, 1). Separate
@@ -22,7 +22,7 @@ set -euo pipefail
 out=${1:?usage: scripts/demo.sh OUT_DIR [BIN_DIR]}
 bin=${2:-.venv/bin}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-train_images=${DEMO_TRAIN_IMAGES:-160}
+train_images=${DEMO_TRAIN_IMAGES:-480}
 val_images=${DEMO_VAL_IMAGES:-80}
 threads=${DEMO_THREADS:-1}
 jobs=${DEMO_JOBS:-2}
