@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: the whole toolkit and the reference model on synthetic scenes, on two CPU cores
-# (measured: 12.5 min on an idle 2-core machine, of which 9 min training; see
+# (measured: 12.5-15 min on an idle 2-core machine, of which 9.5-11 min training; see
 # benchmark/README.md).
 #
 #   scripts/demo.sh OUT_DIR [BIN_DIR]
