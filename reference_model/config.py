@@ -170,8 +170,8 @@ TINY = ModelConfig(
     # tiny boxes are not proven optimal within 1 s, and the second is spent on the bound: on
     # 96 training crops of the demo's model the labelling at 0.1 s scored within 2.9% (mean
     # 0.02%) of the one at 1 s (at 0.2 s: 3.3%, 0.02%), in 83 ms a crop against 139 ms at
-    # 0.2 s and 565 ms at 1 s (12, 13 and 18 of them proven optimal). The time saved in
-    # training (the second stage's cache) buys Pose and Part FCN steps.
+    # 0.2 s and 565 ms at 1 s (12, 13 and 18 of them proven optimal). The time saved
+    # shortens the second stage's training cache and every prediction.
     # A whole 320x240 image holds programs of ~400 nodes that 10 s do not prove either
     # (benchmark/perf/fcrf_speed.py); 2 s keeps the demo's --full-image run in minutes.
     fcrf=FcrfConfig(proposal_distance=4.0, pair_distance=4.25, boundary_radius=1,
