@@ -6,12 +6,13 @@ The margins were measured on this data with training seeds 0, 1 and 2 and with t
 threads (stand-ins for another CPU's floating-point paths, which change the trajectory as
 a seed does); each assertion asks for about half of the smallest. Eighth pass at issue 11
 (the FCRF's 0.1 s per box, the pairwise regressions fitted by Newton's method), seeds 0 /
-1: pose mAP with GT boxes 18.6 / 12.3 over the mean pose at the same boxes, with detected
-boxes 16.6 / 18.6 over the mean pose at them; part mIOU with GT boxes 11.8 / 13.0 over all
-background, with detected boxes 6.7 / 8.4 (the tiny detector finds about two thirds of the
-people, and parts exist only in its boxes). The seventh pass (0.2 s) measured 13.6-16.4
-and 18.5 with two threads, 15.2-19.0 and 22.3, 11.9-12.4 and 12.3, 6.9-8.2 and 7.0; the
-sixth 12.5-17.6, 13.8-18.8, 11.2-12.6 and 6.4-8.4. The margins depend on the data more
+1 / 2: pose mAP with GT boxes 18.6 / 12.3 / 15.3 over the mean pose at the same boxes,
+with detected boxes 16.6 / 18.6 / 15.5 over the mean pose at them; part mIOU with GT
+boxes 11.8 / 13.0 / 13.0 over all background, with detected boxes 6.7 / 8.4 / 7.6 (the
+tiny detector finds about two thirds of the people, and parts exist only in its boxes);
+with two threads, seed 0: 18.3, 22.4, 12.1 and 6.9. The seventh pass (0.2 s) measured
+13.6-16.4 and 18.5 with two threads, 15.2-19.0 and 22.3, 11.9-12.4 and 12.3, 6.9-8.2 and
+7.0; the sixth 12.5-17.6, 13.8-18.8, 11.2-12.6 and 6.4-8.4. The margins depend on the data more
 than on the seed: on other synthetic data (seed 0, seeds 0 / 1) they were 10.4 / 8.5,
 8.6 / 8.3, 8.7 / 8.9 and 3.7 / 3.6 (seventh pass), and an earlier model's pose margins
 shrank to 4.1 and 3.3 on seed 2's data: the budget below is small for the Pose FCN.
