@@ -155,7 +155,7 @@ def test_loading_a_bad_file_names_it(models, tmp_path):
         PairwiseModel.load(old_format)
 
 
-def test_fit_minimises_the_penalised_logistic_loss_of_every_pair_type(boxes):
+def test_fit_minimises_the_penalised_logistic_loss_of_every_pair_type():
     """Checked against the whole problem, not the per-type solver: the joint objective's
     gradient vanishes at the fit, a plain L-BFGS run over all 91 blocks at once reaches no
     lower loss, and a pair type seen with one label only keeps finite weights."""
