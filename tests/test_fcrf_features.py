@@ -1,5 +1,7 @@
 """FCRF inputs: the offset channel layout, joint proposals, pairwise features, rendered maps."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -158,6 +160,31 @@ def test_segment_features_on_a_drawn_forearm():
     assert f[0, 9] == pytest.approx(380 / 598, abs=0.06)
     assert f[1, 8:].tolist() == [0, 0]  # wrist-ankle are not skeleton neighbours
     assert f[1, 4:8].tolist() == [0, 0, 0, 0]  # the ankle is in the background
+
+
+def test_near_boundary_matches_the_window_by_brute_force_without_copying_maps():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 7, (300, 400)).astype(np.uint8)
+    labels[50:250, 100:300] = PART["torso"]  # a large uniform region: windows inside it
+    regions = PartRegions.from_labels(labels)
+    n = 500  # points around, on and off the map
+    x, y = rng.uniform(-5, 405, n), rng.uniform(-5, 305, n)
+    part = rng.integers(-1, 7, n)
+    radius = 2
+    expected = np.zeros(n, bool)
+    for k in range(n):
+        xi, yi = int(np.rint(x[k])), int(np.rint(y[k]))
+        window = labels[max(yi - radius, 0):max(yi + radius + 1, 0),
+                        max(xi - radius, 0):max(xi + radius + 1, 0)]
+        expected[k] = part[k] >= 0 and (window == part[k]).any() and (window != part[k]).any()
+    tracemalloc.start()
+    got = regions.near_boundary(x, y, part, radius)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert got.tolist() == expected.tolist()
+    assert expected.any() and not expected.all()
+    # A copy of the map per point would be n * 301 * 401 * 4 bytes (241 MB) here.
+    assert peak < 1_000_000
 
 
 def test_rectangle_iou_counts_only_the_overlapped_limb():

@@ -146,9 +146,10 @@ class PartRegions:
         xi, yi = np.rint(x).astype(np.int64), np.rint(y).astype(np.int64)
         x0, x1 = np.clip(xi - radius, 0, w), np.clip(xi + radius + 1, 0, w)
         y0, y1 = np.clip(yi - radius, 0, h), np.clip(yi + radius + 1, 0, h)
-        c = self.counts[np.maximum(part, 0)]
-        rows = np.arange(len(part))
-        inside = (c[rows, y1, x1] - c[rows, y0, x1] - c[rows, y1, x0] + c[rows, y0, x0])
+        # Four corners per point, read in place: indexing ``counts`` by ``part`` first would
+        # copy a whole map per point (GBs for a zoomed whole image of ~400 proposals).
+        p, c = np.maximum(part, 0), self.counts
+        inside = c[p, y1, x1] - c[p, y0, x1] - c[p, y1, x0] + c[p, y0, x0]
         area = (x1 - x0) * (y1 - y0)
         return (part >= 0) & (inside > 0) & (inside < area)
 
